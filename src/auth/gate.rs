@@ -1,0 +1,220 @@
+//! The gate of every signed-in call (design §1.2): a Bearer JWT, a CSRF
+//! token equal to the session's, and a session that is still live.
+//!
+//! Verifying Ed25519 and reading the session on every call would cost more
+//! than the call itself, so a verified token and its session are remembered
+//! for at most [`FRESH`]. That is the revocation contract: a session ended
+//! anywhere (sign-out, CLI, another instance) is refused by every process
+//! within `FRESH` plus one query, well inside one second.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::Auth;
+use super::tokens::{Claims, TokenError};
+use crate::clock::{Micros, micros};
+use crate::error::ApiError;
+use crate::store::SessionRow;
+
+/// How long a remembered session is trusted before it is read again.
+pub const FRESH: Micros = 200_000;
+
+/// The signed-in caller.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub session_id: String,
+    pub user_id: i64,
+    pub user_name: String,
+    pub org_uid: String,
+    pub roles: Arc<[String]>,
+    /// When the session ends regardless of use.
+    pub expires_at: Micros,
+    /// When the session ends if it is not used again.
+    pub idle_expires_at: Micros,
+}
+
+struct Entry {
+    claims: Claims,
+    row: SessionRow,
+    roles: Arc<[String]>,
+    fetched_at: Micros,
+    /// The latest use seen by this process.
+    last_used: AtomicI64,
+}
+
+/// Verified tokens and their sessions, keyed by the token's SHA-256.
+#[derive(Default)]
+pub struct Cache {
+    entries: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
+}
+
+impl Cache {
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<Entry>> {
+        self.entries.read().ok()?.get(key).cloned()
+    }
+
+    fn put(&self, key: [u8; 32], entry: Arc<Entry>) {
+        if let Ok(mut map) = self.entries.write() {
+            map.insert(key, entry);
+        }
+    }
+
+    fn remove_where(&self, gone: impl Fn(&Entry) -> bool) {
+        if let Ok(mut map) = self.entries.write() {
+            map.retain(|_, entry| !gone(entry));
+        }
+    }
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::Unauthorized(format!("{message} Sign in again at POST /v1/auth."))
+}
+
+fn token_refused(e: &TokenError) -> ApiError {
+    unauthorized(&format!("The bearer token was refused: {e}."))
+}
+
+/// The token from an `Authorization: Bearer <jwt>` value.
+pub fn parse_bearer(value: &[u8]) -> Result<&str, ApiError> {
+    let value = std::str::from_utf8(value).map_err(|_| token_refused(&TokenError::Malformed))?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or(("", ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(unauthorized(
+            "The Authorization header must be 'Bearer <jwt>', with the jwt from sign-in.",
+        ));
+    }
+    Ok(token.trim())
+}
+
+impl Auth {
+    /// Lets a signed-in call through, or says why not: 401 for anything
+    /// wrong with the token or the session, 403 for a missing or wrong CSRF
+    /// token.
+    pub async fn authenticate(
+        &self,
+        bearer: Option<&[u8]>,
+        csrf: Option<&str>,
+    ) -> Result<Principal, ApiError> {
+        let bearer = bearer.ok_or_else(|| {
+            unauthorized("Missing bearer token: send Authorization: Bearer <jwt>, with the jwt from sign-in.")
+        })?;
+        let token = parse_bearer(bearer)?;
+        let now = self.clock.now();
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+
+        let entry = match self.gate.get(&key) {
+            Some(entry) if now - entry.fetched_at < FRESH => entry,
+            cached => {
+                let claims = match cached {
+                    Some(entry) => entry.claims.clone(),
+                    None => self
+                        .keys
+                        .verify(token, now.div_euclid(1_000_000))
+                        .map_err(|e| token_refused(&e))?,
+                };
+                let entry = self.load(claims, now).await?;
+                self.gate.put(key, entry.clone());
+                entry
+            }
+        };
+
+        let principal = self.check_live(&entry, now)?;
+        let csrf = csrf.ok_or_else(|| {
+            ApiError::Forbidden(
+                "Missing CSRF token: send ?csrf=<csrf> or the header X-CSRF-Token: <csrf>, with the csrf from sign-in.".into(),
+            )
+        })?;
+        if !bool::from(csrf.as_bytes().ct_eq(entry.row.csrf.as_bytes())) {
+            return Err(ApiError::Forbidden(
+                "The CSRF token does not belong to this session: send the csrf returned with this jwt.".into(),
+            ));
+        }
+        self.touch(&entry, now).await?;
+        Ok(principal)
+    }
+
+    async fn load(&self, claims: Claims, now: Micros) -> Result<Arc<Entry>, ApiError> {
+        let row = self
+            .store
+            .session(&claims.session)
+            .await?
+            .ok_or_else(|| unauthorized("The session of this token does not exist."))?;
+        let roles: Arc<[String]> = self.store.user_roles(row.user_id).await?.into();
+        let last_used = AtomicI64::new(row.last_used_at);
+        Ok(Arc::new(Entry { claims, row, roles, fetched_at: now, last_used }))
+    }
+
+    fn check_live(&self, entry: &Entry, now: Micros) -> Result<Principal, ApiError> {
+        let row = &entry.row;
+        let idle = micros(self.config.session.idle_timeout.0);
+        let expires_at = (row.created_at + micros(self.config.session.max_lifetime.0))
+            .min(entry.claims.exp.saturating_mul(1_000_000));
+        let last_used = entry.last_used.load(Ordering::Relaxed).max(row.last_used_at);
+        let refusal = if row.ended_at.is_some() {
+            Some("The session has ended (signed out or revoked).")
+        } else if row.disabled {
+            Some("The session's user is disabled.")
+        } else if now >= expires_at {
+            Some("The session has reached its maximum lifetime.")
+        } else if now - last_used > idle {
+            Some("The session was idle for too long.")
+        } else if row.user_name != entry.claims.sub || row.id != entry.claims.session {
+            Some("The token does not match its session.")
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            return Err(unauthorized(refusal));
+        }
+        Ok(Principal {
+            session_id: row.id.clone(),
+            user_id: row.user_id,
+            user_name: row.user_name.clone(),
+            org_uid: row.org_uid.clone(),
+            roles: entry.roles.clone(),
+            expires_at,
+            idle_expires_at: (now + idle).min(expires_at),
+        })
+    }
+
+    /// Records a use: in memory at once, in the database at most once per
+    /// `touch_interval`, so that the gate is not a write per call.
+    async fn touch(&self, entry: &Entry, now: Micros) -> Result<(), ApiError> {
+        let previous = entry.last_used.fetch_max(now, Ordering::Relaxed);
+        let interval = (micros(self.config.session.idle_timeout.0) / 10).clamp(1, 5_000_000);
+        let stored = entry.row.last_used_at;
+        if now - stored >= interval && previous - stored < interval {
+            self.store.touch_session(&entry.row.id, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops a session from this process's memory at once.
+    pub fn forget_session(&self, session_id: &str) {
+        self.gate.remove_where(|entry| entry.row.id == session_id);
+    }
+
+    /// Drops remembered sessions that were not used lately; run periodically.
+    pub fn sweep(&self) {
+        let cutoff = self.clock.now() - 10 * FRESH;
+        self.gate.remove_where(|entry| entry.fetched_at < cutoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_values_parse() {
+        assert_eq!(parse_bearer(b"Bearer abc").unwrap(), "abc");
+        assert_eq!(parse_bearer(b"bearer  abc ").unwrap(), "abc");
+        assert!(parse_bearer(b"Token abc").is_err());
+        assert!(parse_bearer(b"Bearer").is_err());
+        assert!(parse_bearer(b"abc").is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! Password hashing with argon2id (design §4.1). Hashing never runs on the
+//! async workers: it runs on blocking threads, at most one per core at once,
+//! and a bounded queue answers "busy" instead of piling up work for clients
+//! that may already have given up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, anyhow};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use tokio::sync::Semaphore;
+
+use crate::config::PasswordConfig;
+
+/// What checking a password found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The password is wrong, or there was no such user.
+    Wrong,
+    /// The password is right; `rehash` holds a new hash when the stored one
+    /// was made with other parameters.
+    Right { rehash: Option<String> },
+}
+
+/// Why a password could not be checked now.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("too many sign-ins are waiting for a password check")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Hashes and verifies passwords with the configured argon2id parameters.
+#[derive(Clone)]
+pub struct Hasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+    /// Verified against when the user does not exist, so that an unknown
+    /// user costs as much as a wrong password.
+    dummy: Arc<str>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+impl Hasher {
+    /// A hasher for these parameters, with one concurrent hash per core.
+    pub fn new(config: &PasswordConfig) -> Result<Self> {
+        let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
+            .map_err(|e| anyhow!("invalid [password] parameters: {e}"))?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let dummy = hash_with(&params, "tessera dummy password for unknown users")?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(cores)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: cores * 64,
+            dummy: dummy.into(),
+        })
+    }
+
+    /// Hashes a password (blocking; for the CLI and for tests).
+    pub fn hash_blocking(&self, password: &str) -> Result<String> {
+        hash_with(&self.params, password)
+    }
+
+    /// Checks `password` against `stored`, or against a dummy hash when
+    /// there is no stored hash, on a blocking thread behind the semaphore.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<Verdict, HashError> {
+        let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _queued = Dequeue(&self.waiting);
+        if queued >= self.max_waiting {
+            return Err(HashError::Busy);
+        }
+        let permit = self.permits.clone().acquire_owned().await.map_err(|e| anyhow!(e))?;
+        let params = self.params.clone();
+        let dummy = self.dummy.clone();
+        let verdict = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let known = stored.is_some();
+            let hash = stored.as_deref().unwrap_or(&dummy);
+            let right = verify_with(hash, &password)? && known;
+            if !right {
+                return Ok(Verdict::Wrong);
+            }
+            let rehash = if uses_params(hash, &params) {
+                None
+            } else {
+                Some(hash_with(&params, &password)?)
+            };
+            anyhow::Ok(Verdict::Right { rehash })
+        })
+        .await
+        .context("password check task failed")??;
+        Ok(verdict)
+    }
+}
+
+struct Dequeue<'a>(&'a AtomicUsize);
+
+impl Drop for Dequeue<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn hash_with(params: &Params, password: &str) -> Result<String> {
+    let hash = argon2(params)
+        .hash_password(password.as_bytes())
+        .map_err(|e| anyhow!("hashing a password: {e}"))?;
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the PHC string `hash`; a malformed stored hash
+/// is an error, not a mismatch.
+fn verify_with(hash: &str, password: &str) -> Result<bool> {
+    let parsed =
+        PasswordHash::new(hash).map_err(|e| anyhow!("stored password hash is malformed: {e}"))?;
+    Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// Whether a stored hash is argon2id made with exactly these parameters.
+fn uses_params(hash: &str, params: &Params) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else { return false };
+    if parsed.algorithm.as_str() != "argon2id" {
+        return false;
+    }
+    Params::try_from(&parsed).is_ok_and(|p| {
+        p.m_cost() == params.m_cost()
+            && p.t_cost() == params.t_cost()
+            && p.p_cost() == params.p_cost()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> PasswordConfig {
+        PasswordConfig { memory_kib: 64, iterations: 1, parallelism: 1 }
+    }
+
+    #[tokio::test]
+    async fn right_and_wrong_passwords() {
+        let hasher = Hasher::new(&cheap()).unwrap();
+        let hash = hasher.hash_blocking("s3cret").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(!hash.contains("s3cret"));
+        let ok = hasher.verify("s3cret".into(), Some(hash.clone())).await.unwrap();
+        assert_eq!(ok, Verdict::Right { rehash: None });
+        assert_eq!(hasher.verify("nope".into(), Some(hash)).await.unwrap(), Verdict::Wrong);
+    }
+
+    #[tokio::test]
+    async fn unknown_users_never_match_even_the_dummy_password() {
+        let hasher = Hasher::new(&cheap()).unwrap();
+        let verdict = hasher.verify("tessera dummy password for unknown users".into(), None).await;
+        assert_eq!(verdict.unwrap(), Verdict::Wrong);
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_old_parameters_is_rehashed() {
+        let old = Hasher::new(&cheap()).unwrap();
+        let hash = old.hash_blocking("pw").unwrap();
+        let new = Hasher::new(&PasswordConfig { memory_kib: 128, ..cheap() }).unwrap();
+        let Verdict::Right { rehash: Some(rehash) } =
+            new.verify("pw".into(), Some(hash)).await.unwrap()
+        else {
+            panic!("expected a re-hash")
+        };
+        assert!(rehash.contains("m=128"), "{rehash}");
+    }
+}

@@ -1,0 +1,250 @@
+//! JWTs (design §1.3): Ed25519-signed, `kid` in the header, claims
+//! `session`, `csrf`, `org_uid`, `sub`, `iat`, `exp`, `iss`. Keys live in
+//! the database as a ring: the newest key signs, and every key that may
+//! still have signed a live token verifies. Only EdDSA is accepted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result, anyhow};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Micros;
+use crate::store::{KeyRow, Store};
+
+/// The claims of a tessera JWT.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub session: String,
+    pub csrf: String,
+    pub org_uid: String,
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+}
+
+/// Why a token was refused. Every variant is a 401 on the wire.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a valid JWT")]
+    Malformed,
+    #[error("the token was signed by an unknown key")]
+    UnknownKey,
+    #[error("the token's signature, algorithm or claims are invalid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+}
+
+struct Verifier {
+    key: DecodingKey,
+    public: [u8; 32],
+}
+
+#[derive(Default)]
+struct Ring {
+    /// The newest key: (kid, key).
+    signing: Option<(String, EncodingKey)>,
+    /// Every key that may verify a live token, by kid, with when it was
+    /// superseded (None for the newest).
+    verifying: HashMap<String, Verifier>,
+    /// Kids in the order they were made.
+    order: Vec<String>,
+}
+
+/// The key ring, refreshed from the database.
+#[derive(Clone)]
+pub struct KeyRing {
+    ring: Arc<RwLock<Arc<Ring>>>,
+    issuer: Arc<str>,
+    max_lifetime: Micros,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing").field("issuer", &self.issuer).finish_non_exhaustive()
+    }
+}
+
+/// Makes a new Ed25519 key for the ring.
+pub fn new_key(now: Micros) -> Result<KeyRow> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow!("no randomness for a signing key: {e}"))?;
+    let key = SigningKey::from_bytes(&seed);
+    let der = key.to_pkcs8_der().map_err(|e| anyhow!("encoding a signing key: {e}"))?;
+    Ok(KeyRow {
+        kid: uuid::Uuid::new_v4().simple().to_string(),
+        algorithm: "EdDSA".into(),
+        private_der: der.as_bytes().to_vec(),
+        public_raw: key.verifying_key().to_bytes().to_vec(),
+        created_at: now,
+    })
+}
+
+impl KeyRing {
+    /// A ring for tokens issued by `issuer` that live at most `max_lifetime`.
+    pub fn new(issuer: &str, max_lifetime: Micros) -> Self {
+        Self { ring: Arc::default(), issuer: issuer.into(), max_lifetime }
+    }
+
+    /// Reloads the ring from the database, creating the first key if there
+    /// is none.
+    pub async fn refresh(&self, store: &Store, now: Micros) -> Result<()> {
+        let mut rows = store.keys().await?;
+        if rows.is_empty() {
+            store.add_key(&new_key(now)?).await?;
+            rows = store.keys().await?;
+        }
+        let current = self.current();
+        if current.order.len() == rows.len()
+            && current.order.iter().zip(&rows).all(|(kid, row)| *kid == row.kid)
+        {
+            return Ok(());
+        }
+        let ring = build(&rows, now, self.max_lifetime)?;
+        *self.ring.write().map_err(|_| anyhow!("key ring lock poisoned"))? = Arc::new(ring);
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<Ring> {
+        self.ring.read().map(|ring| ring.clone()).unwrap_or_default()
+    }
+
+    /// The kid that signs new tokens.
+    pub fn signing_kid(&self) -> Option<String> {
+        self.current().signing.as_ref().map(|(kid, _)| kid.clone())
+    }
+
+    /// Signs claims with the newest key.
+    pub fn sign(&self, claims: &Claims) -> Result<String> {
+        let ring = self.current();
+        let (kid, key) = ring.signing.as_ref().context("the key ring has no signing key")?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, claims, key).context("signing a JWT")
+    }
+
+    /// Verifies a token: EdDSA only, a known `kid`, a good signature, our
+    /// issuer, and an `exp` in the future (no leeway).
+    pub fn verify(&self, token: &str, now_secs: i64) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::Invalid);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let ring = self.current();
+        let verifier = ring.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&*self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.leeway = 0;
+        // Expiry is checked below against the injected clock.
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<Claims>(token, &verifier.key, &validation)
+            .map_err(|_| TokenError::Invalid)?;
+        if data.claims.exp <= now_secs {
+            return Err(TokenError::Expired);
+        }
+        Ok(data.claims)
+    }
+
+    /// The public keys as a JWK set (RFC 7517, OKP keys of RFC 8037).
+    pub fn jwks(&self) -> serde_json::Value {
+        let ring = self.current();
+        let keys: Vec<_> = ring
+            .order
+            .iter()
+            .filter_map(|kid| ring.verifying.get(kid).map(|v| (kid, v)))
+            .map(|(kid, v)| {
+                serde_json::json!({
+                    "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                    "kid": kid, "x": URL_SAFE_NO_PAD.encode(v.public),
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+/// Builds the ring from stored keys: the newest signs; a key verifies while
+/// a token it signed may still be live, i.e. until `max_lifetime` after its
+/// successor appeared.
+fn build(rows: &[KeyRow], now: Micros, max_lifetime: Micros) -> Result<Ring> {
+    let mut ring = Ring::default();
+    for (i, row) in rows.iter().enumerate() {
+        let superseded_at = rows.get(i + 1).map(|next| next.created_at);
+        if superseded_at.is_some_and(|at| at + max_lifetime < now) {
+            continue;
+        }
+        let public: [u8; 32] = row
+            .public_raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow!("signing key {} has a malformed public key", row.kid))?;
+        ring.verifying
+            .insert(row.kid.clone(), Verifier { key: DecodingKey::from_ed_der(&public), public });
+        ring.order.push(row.kid.clone());
+    }
+    let newest = rows.last().context("no signing keys")?;
+    ring.signing = Some((newest.kid.clone(), EncodingKey::from_ed_der(&newest.private_der)));
+    Ok(ring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            session: "s".into(),
+            csrf: "c".into(),
+            org_uid: "o".into(),
+            sub: "u".into(),
+            iat: 0,
+            exp,
+            iss: "tessera".into(),
+        }
+    }
+
+    fn ring_with(rows: &[KeyRow]) -> KeyRing {
+        let ring = KeyRing::new("tessera", 3_600_000_000);
+        *ring.ring.write().unwrap() = Arc::new(build(rows, 0, ring.max_lifetime).unwrap());
+        ring
+    }
+
+    #[test]
+    fn signed_tokens_verify_and_carry_the_kid() {
+        let key = new_key(0).unwrap();
+        let ring = ring_with(std::slice::from_ref(&key));
+        let token = ring.sign(&claims(100)).unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&token).unwrap().kid, Some(key.kid));
+        assert_eq!(ring.verify(&token, 50).unwrap(), claims(100));
+        assert!(matches!(ring.verify(&token, 100), Err(TokenError::Expired)));
+    }
+
+    #[test]
+    fn old_keys_verify_after_rotation_and_unknown_keys_do_not() {
+        let old = new_key(0).unwrap();
+        let token = ring_with(std::slice::from_ref(&old)).sign(&claims(100)).unwrap();
+        let rotated = ring_with(&[old, new_key(1).unwrap()]);
+        assert!(rotated.verify(&token, 50).is_ok());
+        let stranger = ring_with(&[new_key(0).unwrap()]);
+        assert!(matches!(stranger.verify(&token, 50), Err(TokenError::UnknownKey)));
+    }
+
+    #[test]
+    fn a_changed_payload_fails() {
+        let ring = ring_with(&[new_key(0).unwrap()]);
+        let token = ring.sign(&claims(100)).unwrap();
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(999)).unwrap());
+        parts[1] = &forged;
+        assert!(matches!(ring.verify(&parts.join("."), 50), Err(TokenError::Invalid)));
+    }
+}

@@ -1,0 +1,381 @@
+//! The configuration file (design §3), loaded once into one typed [`Config`]
+//! and passed to everything that needs it. Nothing reads configuration from a
+//! global at request time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer};
+
+/// The whole configuration file. Unknown keys anywhere are an error that
+/// names the key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_database")]
+    pub database: DatabaseUrl,
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    #[serde(default = "default_max_limit")]
+    pub max_limit: u32,
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
+    #[serde(default)]
+    pub session: SessionConfig,
+    #[serde(default)]
+    pub password: PasswordConfig,
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+    #[serde(default)]
+    pub datasources: IndexMap<String, DatasourceConfig>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, BTreeMap<String, Vec<Operation>>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            database: default_database(),
+            issuer: default_issuer(),
+            max_limit: default_max_limit(),
+            max_body: default_max_body(),
+            session: SessionConfig::default(),
+            password: PasswordConfig::default(),
+            throttle: ThrottleConfig::default(),
+            datasources: IndexMap::new(),
+            roles: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a configuration file's text; the error names the bad key or value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.message().to_string() + &location(text, e.span()))
+    }
+
+    /// Loads the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+}
+
+fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_database() -> DatabaseUrl {
+    DatabaseUrl("sqlite://tessera.db".into())
+}
+fn default_issuer() -> String {
+    "tessera".into()
+}
+fn default_max_limit() -> u32 {
+    1000
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(1 << 20)
+}
+
+/// `[session]`: how long a session lives.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// The session ends after this long unused.
+    pub idle_timeout: HumanDuration,
+    /// The session ends this long after sign-in, used or not.
+    pub max_lifetime: HumanDuration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: HumanDuration(Duration::from_secs(30 * 60)),
+            max_lifetime: HumanDuration(Duration::from_secs(12 * 3600)),
+        }
+    }
+}
+
+/// `[password]`: argon2id parameters (OWASP's by default).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self { memory_kib: 19456, iterations: 2, parallelism: 1 }
+    }
+}
+
+/// `[throttle]`: sign-in guessing limits (design §4.2).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    pub user_failures: u32,
+    pub ip_failures: u32,
+    pub window: HumanDuration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            user_failures: 5,
+            ip_failures: 50,
+            window: HumanDuration(Duration::from_secs(15 * 60)),
+        }
+    }
+}
+
+/// `[datasources.NAME]`: one table and its attributes, in file order.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasourceConfig {
+    pub table: String,
+    pub attributes: IndexMap<String, AttributeConfig>,
+}
+
+/// One attribute of a datasource.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub primary_key: bool,
+    #[serde(default)]
+    pub generated: bool,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default = "yes")]
+    pub updatable: bool,
+    #[serde(default)]
+    pub default: Option<toml::Value>,
+    #[serde(default)]
+    pub column: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An operation a role may be granted on a datasource.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Query,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Query => "query",
+            Self::Insert => "insert",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        })
+    }
+}
+
+/// A database URL; its `Debug` hides any password in it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+/// The URL with any `user:password@` password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.into() };
+    let Some((auth, host)) = rest.split_once('@') else { return url.into() };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.into(),
+    }
+}
+
+/// A duration written like `"30m"`, `"12h"`, `"15s"`, `"500ms"` or `"1d"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// Parses `"<number><unit>"`, unit one of `ms`, `s`, `m`, `h`, `d`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let bad = || {
+            format!(
+                "invalid duration {text:?}: write a whole number and a unit, like \"30m\" (units: ms, s, m, h, d)"
+            )
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let millis = match unit.trim() {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(millis).map(|ms| Self(Duration::from_millis(ms))).ok_or_else(bad)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A size in bytes written like `"1MiB"`, `"512KiB"`, `"2MB"` or `"4096"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl ByteSize {
+    /// Parses `"<number>[unit]"`, unit one of `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let bad = || {
+            format!(
+                "invalid size {text:?}: write a whole number and a unit, like \"1MiB\" (units: B, KB, KiB, MB, MiB, GB, GiB)"
+            )
+        };
+        let n: usize = number.parse().map_err(|_| bad())?;
+        let scale: usize = match unit.trim() {
+            "" | "B" => 1,
+            "KB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(scale).map(Self).ok_or_else(bad)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(usize),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Self(n)),
+            Raw::Text(text) => Self::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(HumanDuration::parse("30m").unwrap().0, Duration::from_secs(1800));
+        assert_eq!(HumanDuration::parse("12h").unwrap().0, Duration::from_secs(43200));
+        assert_eq!(HumanDuration::parse("500ms").unwrap().0, Duration::from_millis(500));
+        assert!(HumanDuration::parse("30").is_err());
+        assert!(HumanDuration::parse("m").is_err());
+        assert!(HumanDuration::parse("3 weeks").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(ByteSize::parse("1MiB").unwrap().0, 1 << 20);
+        assert_eq!(ByteSize::parse("512KiB").unwrap().0, 512 << 10);
+        assert_eq!(ByteSize::parse("100").unwrap().0, 100);
+        assert!(ByteSize::parse("1 parsec").is_err());
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let text = r#"
+            listen = "127.0.0.1:8080"
+            database = "sqlite://tessera.db"
+            issuer = "tessera"
+            max_limit = 1000
+            max_body = "1MiB"
+            [session]
+            idle_timeout = "30m"
+            max_lifetime = "12h"
+            [password]
+            memory_kib = 19456
+            iterations = 2
+            parallelism = 1
+            [throttle]
+            user_failures = 5
+            ip_failures = 50
+            window = "15m"
+            [datasources.Employees]
+            table = "employees"
+            [datasources.Employees.attributes]
+            empId  = { type = "Integer", primary_key = true, generated = true }
+            name   = { type = "String", required = true }
+            salary = { type = "Decimal" }
+            active = { type = "YN", default = "Y" }
+            email  = { type = "Email", column = "email_address", updatable = false }
+            [roles.hr_reader]
+            Employees = ["query"]
+            [roles.hr_admin]
+            Employees = ["query", "insert", "update", "delete"]
+        "#;
+        let config = Config::parse(text).unwrap();
+        let ds = &config.datasources["Employees"];
+        let names: Vec<_> = ds.attributes.keys().map(String::as_str).collect();
+        assert_eq!(names, ["empId", "name", "salary", "active", "email"]);
+        assert_eq!(config.roles["hr_admin"]["Employees"].len(), 4);
+        assert_eq!(config.session.max_lifetime.0, Duration::from_secs(43200));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("listen = \"x\"\nlisten_port = 3\n").unwrap_err();
+        assert!(err.contains("listen_port"), "{err}");
+        let err = Config::parse("[session]\nidle = \"3m\"\n").unwrap_err();
+        assert!(err.contains("idle"), "{err}");
+    }
+
+    #[test]
+    fn database_passwords_are_redacted_in_debug() {
+        let url = DatabaseUrl("postgres://app:hunter2@db/x".into());
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app:***@db/x"));
+    }
+}

@@ -1,0 +1,84 @@
+//! Route handlers: thin glue from HTTP to the domain.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+
+use super::extract::{Body, Session, credential_header};
+use super::{AppState, Peer};
+use crate::auth::credentials::{CredentialError, parse_token};
+use crate::auth::signin::SignedIn;
+use crate::clock::iso8601;
+use crate::error::ApiError;
+
+/// `POST /v1/auth`: sign in with `Token base64(user:password)` (the seed).
+pub async fn sign_in(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Json<SignedIn>, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::Invalid("The body must be {} or empty.".into()))?;
+    if !text.trim().is_empty()
+        && !serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.is_object())
+    {
+        return Err(ApiError::Invalid("The body must be {} or empty.".into()));
+    }
+    let header = credential_header(&headers).ok_or(CredentialError::Missing);
+    let credentials = header.and_then(parse_token).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let signed_in =
+        state.auth.sign_in(&credentials.user, credentials.password, peer.0.ip()).await?;
+    Ok(Json(signed_in))
+}
+
+/// `POST /v1/signout`: ends the caller's session.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Session(principal): Session,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.auth.sign_out(&principal).await?;
+    Ok(Json(serde_json::json!({ "status": "OK" })))
+}
+
+/// The body of `GET /v1/status`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusBody {
+    pub session_id: String,
+    pub user_name: String,
+    pub org_uid: String,
+    pub roles: Vec<String>,
+    pub expires_at: String,
+    pub idle_expires_at: String,
+    pub status: String,
+}
+
+/// `GET /v1/status`: the caller's session (design §1.5).
+pub async fn status(Session(principal): Session) -> Json<StatusBody> {
+    Json(StatusBody {
+        session_id: principal.session_id,
+        user_name: principal.user_name,
+        org_uid: principal.org_uid,
+        roles: principal.roles.to_vec(),
+        expires_at: iso8601(principal.expires_at),
+        idle_expires_at: iso8601(principal.idle_expires_at),
+        status: "OK".into(),
+    })
+}
+
+/// `GET /.well-known/jwks.json`: the public keys that verify live tokens.
+pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.auth.keys.jwks())
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "OK" }))
+}
+
+/// `GET /readyz`: the database answers.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.auth.store.ping().await.map_err(ApiError::Unavailable)?;
+    Ok(Json(serde_json::json!({ "status": "OK" })))
+}

@@ -1,0 +1,70 @@
+//! tessera: a server that speaks the CloudIO REST API.
+//!
+//! A request travels one way: `http` (parse) → `auth` (authenticate) →
+//! `catalog` (authorize) → `query` (plan, execute) → `http` (render), over
+//! `store`, the database. [`start`] and [`serve`] are the seam that the
+//! binary and the integration tests share.
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+
+use crate::auth::Auth;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::AppState;
+use crate::store::Store;
+
+/// Opens the database, applies migrations and loads the key ring: everything
+/// a server needs before it listens.
+pub async fn start(config: Config, clock: Clock) -> Result<AppState> {
+    let store = Store::open(&config.database.0).await?;
+    let auth = Auth::new(store, clock, Arc::new(config)).await?;
+    Ok(AppState { auth })
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let housekeeping = tokio::spawn(housekeeping(state.auth.clone()));
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    housekeeping.abort();
+    served.context("serving HTTP")
+}
+
+/// Periodic work: pick up rotated keys, forget idle cache entries and
+/// aged-out guessing counters.
+async fn housekeeping(auth: Auth) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut round: u64 = 0;
+    loop {
+        tick.tick().await;
+        round += 1;
+        let now = auth.clock.now();
+        if let Err(e) = auth.keys.refresh(&auth.store, now).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not refresh the key ring");
+        }
+        auth.sweep();
+        if round % 60 == 0 {
+            let window = clock::micros(auth.config.throttle.window.0);
+            if let Err(e) = auth.store.forget_old_attempts(now - window).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not prune sign-in counters");
+            }
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The database: tessera's own tables on SQLite or PostgreSQL behind one
+//! narrow interface. The URL's scheme picks the backend. Every statement here
+//! is written once in SQL both dialects accept (`$n` placeholders, `ON
+//! CONFLICT`, `RETURNING`) and runs on whichever pool is open; times are
+//! microseconds since the epoch, stored as BIGINT.
+
+pub mod throttle;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::clock::Micros;
+
+pub use throttle::Reservation;
+
+/// Runs `$body` with `$pool` bound to whichever pool the store holds. The body
+/// is compiled once per backend, so one SQL text serves both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// An open database.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which SQL dialect a store speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A user as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub org_uid: String,
+    pub display_name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+/// What creating a user needs.
+#[derive(Clone, Debug)]
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub org_uid: &'a str,
+    pub display_name: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub roles: &'a [String],
+}
+
+/// A session joined with its user, as the gate needs it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: i64,
+    pub csrf: String,
+    pub created_at: Micros,
+    pub last_used_at: Micros,
+    pub ended_at: Option<Micros>,
+    pub user_name: String,
+    pub org_uid: String,
+    pub disabled: bool,
+}
+
+/// A signing key as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct KeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    pub private_der: Vec<u8>,
+    pub public_raw: Vec<u8>,
+    pub created_at: Micros,
+}
+
+/// One audit entry.
+#[derive(Clone, Debug)]
+pub struct AuditEvent<'a> {
+    pub at: Micros,
+    pub event: &'a str,
+    pub user_name: Option<&'a str>,
+    pub client: Option<&'a str>,
+    pub detail: &'a str,
+}
+
+/// A session joined with its user, then `$rest` (a WHERE clause).
+macro_rules! select_sessions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT s.id, s.user_id, s.csrf, s.created_at, s.last_used_at, s.ended_at, ",
+            "u.name AS user_name, u.org_uid, u.disabled ",
+            "FROM sessions s JOIN users u ON u.id = s.user_id ",
+            $rest
+        )
+    };
+}
+
+impl Store {
+    /// Opens (and for SQLite, creates) the database at `url` and applies
+    /// any migrations it lacks.
+    pub async fn open(url: &str) -> Result<Self> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the database without migrating it.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("invalid SQLite URL {url:?}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot open SQLite database {url:?}"))?;
+            Ok(Self::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let shown = crate::config::redact_url(url);
+            let options = PgConnectOptions::from_str(url)
+                .with_context(|| format!("invalid PostgreSQL URL {shown:?}"))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(3))
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot connect to PostgreSQL at {shown:?}"))?;
+            Ok(Self::Postgres(pool))
+        } else {
+            bail!("unsupported database URL {url:?}: use sqlite://FILE or postgres://USER@HOST/DB")
+        }
+    }
+
+    /// Which dialect this store speaks.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the embedded, append-only migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Self::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Self::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        }
+        .context("applying database migrations")
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))
+            .context("pinging the database")?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    // ---- users -------------------------------------------------------------
+
+    /// Creates a user (and its org, if new). Fails if the name is taken.
+    pub async fn add_user(&self, user: &NewUser<'_>, now: Micros) -> Result<()> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO orgs (uid, created_at) VALUES ($1, $2) ON CONFLICT (uid) DO NOTHING")
+                .bind(user.org_uid).bind(now).execute(&mut *tx).await?;
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO users (name, org_uid, display_name, email, password_hash, disabled, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, FALSE, $6) ON CONFLICT (name) DO NOTHING RETURNING id")
+                .bind(user.name).bind(user.org_uid).bind(user.display_name).bind(user.email)
+                .bind(user.password_hash).bind(now)
+                .fetch_optional(&mut *tx).await?
+                .with_context(|| format!("user {} already exists", user.name))?;
+            for role in user.roles {
+                sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id).bind(role).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The user with this name, if any.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
+        on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, name, org_uid, display_name, email, password_hash, disabled FROM users WHERE name = $1")
+            .bind(name).fetch_optional(pool).await)
+        .context("loading a user")
+    }
+
+    /// Every user, by name.
+    pub async fn list_users(&self) -> Result<Vec<UserRow>> {
+        on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, name, org_uid, display_name, email, password_hash, disabled FROM users ORDER BY name")
+            .fetch_all(pool).await)
+        .context("listing users")
+    }
+
+    /// Replaces a stored hash with one made with the current parameters,
+    /// if the stored hash is still `old` (a concurrent change wins).
+    pub async fn rehash_password(&self, user_id: i64, old: &str, new: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+            .bind(new).bind(user_id).bind(old).execute(pool).await.map(|r| r.rows_affected()))
+        .context("re-hashing a password")?;
+        Ok(())
+    }
+
+    /// Sets a user's password and ends all its sessions, in one transaction.
+    /// Returns the number of sessions ended, or `None` for an unknown user.
+    pub async fn change_password(
+        &self,
+        name: &str,
+        hash: &str,
+        now: Micros,
+    ) -> Result<Option<u64>> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: Option<(i64,)> = sqlx::query_as("UPDATE users SET password_hash = $1 WHERE name = $2 RETURNING id")
+                .bind(hash).bind(name).fetch_optional(&mut *tx).await?;
+            let Some((id,)) = id else { return Ok(None) };
+            let ended = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = 'password changed' WHERE user_id = $2 AND ended_at IS NULL")
+                .bind(now).bind(id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(Some(ended))
+        })
+    }
+
+    /// Disables or enables a user; disabling ends all its sessions.
+    /// Returns the number of sessions ended, or `None` for an unknown user.
+    pub async fn set_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        now: Micros,
+    ) -> Result<Option<u64>> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: Option<(i64,)> = sqlx::query_as("UPDATE users SET disabled = $1 WHERE name = $2 RETURNING id")
+                .bind(disabled).bind(name).fetch_optional(&mut *tx).await?;
+            let Some((id,)) = id else { return Ok(None) };
+            let mut ended = 0;
+            if disabled {
+                ended = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = 'user disabled' WHERE user_id = $2 AND ended_at IS NULL")
+                    .bind(now).bind(id).execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(Some(ended))
+        })
+    }
+
+    /// The roles granted to a user, sorted.
+    pub async fn user_roles(&self, user_id: i64) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+            .bind(user_id).fetch_all(pool).await)
+        .context("loading a user's roles")?;
+        Ok(rows.into_iter().map(|(r,)| r).collect())
+    }
+
+    /// Adds and removes roles of a user in one transaction; returns the
+    /// resulting roles, or `None` for an unknown user.
+    pub async fn change_roles(
+        &self,
+        name: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Option<Vec<String>>> {
+        let Some(user) = self.user_by_name(name).await? else { return Ok(None) };
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for role in add {
+                sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(user.id).bind(role).execute(&mut *tx).await?;
+            }
+            for role in remove {
+                sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND role = $2")
+                    .bind(user.id).bind(role).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            anyhow::Ok(())
+        })
+        .context("changing a user's roles")?;
+        self.user_roles(user.id).await.map(Some)
+    }
+
+    // ---- sessions ----------------------------------------------------------
+
+    /// Records a new session.
+    pub async fn create_session(
+        &self,
+        id: &str,
+        user_id: i64,
+        csrf: &str,
+        now: Micros,
+    ) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO sessions (id, user_id, csrf, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)")
+            .bind(id).bind(user_id).bind(csrf).bind(now).execute(pool).await.map(|r| r.rows_affected()))
+        .context("creating a session")?;
+        Ok(())
+    }
+
+    /// A session with its user, if it exists (live or not).
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
+        on_pool!(self, pool => sqlx::query_as(select_sessions!("WHERE s.id = $1")).bind(id).fetch_optional(pool).await)
+            .context("loading a session")
+    }
+
+    /// Sessions that have not been ended, newest first, optionally of one user.
+    pub async fn open_sessions(&self, user: Option<&str>) -> Result<Vec<SessionRow>> {
+        let sql = select_sessions!(
+            "WHERE s.ended_at IS NULL AND ($1 IS NULL OR u.name = $1) ORDER BY s.created_at DESC"
+        );
+        on_pool!(self, pool => sqlx::query_as(sql).bind(user).fetch_all(pool).await)
+            .context("listing sessions")
+    }
+
+    /// Moves a session's last use forward (never back).
+    pub async fn touch_session(&self, id: &str, now: Micros) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND last_used_at < $1")
+            .bind(now).bind(id).execute(pool).await.map(|r| r.rows_affected()))
+        .context("recording a session's use")?;
+        Ok(())
+    }
+
+    /// Ends one session; false if it was unknown or already ended.
+    pub async fn end_session(&self, id: &str, reason: &str, now: Micros) -> Result<bool> {
+        let done = on_pool!(self, pool => sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
+            .bind(now).bind(reason).bind(id).execute(pool).await.map(|r| r.rows_affected()))
+        .context("ending a session")?;
+        Ok(done == 1)
+    }
+
+    /// Ends every open session of a user; returns how many, or `None` for an
+    /// unknown user.
+    pub async fn end_user_sessions(
+        &self,
+        name: &str,
+        reason: &str,
+        now: Micros,
+    ) -> Result<Option<u64>> {
+        let Some(user) = self.user_by_name(name).await? else { return Ok(None) };
+        let done = on_pool!(self, pool => sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE user_id = $3 AND ended_at IS NULL")
+            .bind(now).bind(reason).bind(user.id).execute(pool).await.map(|r| r.rows_affected()))
+        .context("ending a user's sessions")?;
+        Ok(Some(done))
+    }
+
+    // ---- signing keys ------------------------------------------------------
+
+    /// Adds a key to the ring.
+    pub async fn add_key(&self, key: &KeyRow) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, private_der, public_raw, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&key.kid).bind(&key.algorithm).bind(&key.private_der).bind(&key.public_raw)
+            .bind(key.created_at).execute(pool).await.map(|r| r.rows_affected()))
+        .context("storing a signing key")?;
+        Ok(())
+    }
+
+    /// Every key, oldest first.
+    pub async fn keys(&self) -> Result<Vec<KeyRow>> {
+        on_pool!(self, pool => sqlx::query_as(
+            "SELECT kid, algorithm, private_der, public_raw, created_at FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(pool).await)
+        .context("loading signing keys")
+    }
+
+    // ---- audit -------------------------------------------------------------
+
+    /// Appends one audit entry.
+    pub async fn audit(&self, event: &AuditEvent<'_>) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO audit (at, event, user_name, client, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(event.at).bind(event.event).bind(event.user_name).bind(event.client)
+            .bind(event.detail).execute(pool).await.map(|r| r.rows_affected()))
+        .context("writing the audit log")?;
+        Ok(())
+    }
+
+    /// Every audit entry as `(event, user_name, client, detail)`, oldest first.
+    pub async fn audit_entries(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, Option<String>, String)>> {
+        on_pool!(self, pool => sqlx::query_as(
+            "SELECT event, user_name, client, detail FROM audit ORDER BY id").fetch_all(pool).await)
+        .context("reading the audit log")
+    }
+}
