@@ -204,7 +204,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Check => {
-            Store::open(&config.database.0).await?;
+            crate::check(&config).await?;
             println!("ok: the config file and the database agree");
             Ok(())
         }

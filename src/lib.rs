@@ -6,6 +6,7 @@
 //! binary and the integration tests share.
 
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -21,6 +22,7 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
 use crate::auth::Auth;
+use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
@@ -29,9 +31,19 @@ use crate::store::Store;
 /// Opens the database, applies migrations and loads the key ring: everything
 /// a server needs before it listens.
 pub async fn start(config: Config, clock: Clock) -> Result<AppState> {
+    let catalog = Catalog::from_config(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = Store::open(&config.database.0).await?;
+    catalog::sync_tables(&store, &catalog).await?;
     let auth = Auth::new(store, clock, Arc::new(config)).await?;
-    Ok(AppState { auth })
+    Ok(AppState { auth, catalog: Arc::new(catalog) })
+}
+
+/// What `tessera check` does: the config file, the catalog and the database
+/// agree (missing tables are created, as at start).
+pub async fn check(config: &Config) -> Result<()> {
+    let catalog = Catalog::from_config(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = Store::open(&config.database.0).await?;
+    catalog::sync_tables(&store, &catalog).await
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
@@ -60,7 +72,7 @@ async fn housekeeping(auth: Auth) {
             tracing::warn!(error = %format!("{e:#}"), "could not refresh the key ring");
         }
         auth.sweep();
-        if round % 60 == 0 {
+        if round.is_multiple_of(60) {
             let window = clock::micros(auth.config.throttle.window.0);
             if let Err(e) = auth.store.forget_old_attempts(now - window).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not prune sign-in counters");

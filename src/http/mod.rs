@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::auth::Auth;
+use crate::catalog::Catalog;
 use crate::error::ApiError;
 
 pub use extract::AppJson;
@@ -23,6 +24,7 @@ pub use extract::AppJson;
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Auth,
+    pub catalog: Arc<Catalog>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -184,6 +184,39 @@ impl Store {
         on_pool!(self, pool => pool.close().await)
     }
 
+    // ---- datasource tables -------------------------------------------------
+
+    /// The columns of a table, or none if it does not exist.
+    pub async fn table_columns(&self, table: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = match self {
+            Self::Sqlite(pool) => {
+                sqlx::query_as("SELECT name FROM pragma_table_info($1)")
+                    .bind(table)
+                    .fetch_all(pool)
+                    .await
+            }
+            Self::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT column_name::TEXT FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = $1",
+                )
+                .bind(table)
+                .fetch_all(pool)
+                .await
+            }
+        }
+        .with_context(|| format!("reading the columns of table {table}"))?;
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
+
+    /// Runs DDL built from the catalog (never from request input).
+    pub async fn execute_ddl(&self, sql: &str) -> Result<()> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        on_pool!(self, pool => sqlx::raw_sql(sql).execute(pool).await.map(|r| r.rows_affected()))
+            .context("creating a datasource table")?;
+        Ok(())
+    }
+
     // ---- users -------------------------------------------------------------
 
     /// Creates a user (and its org, if new). Fails if the name is taken.
