@@ -211,9 +211,42 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The demo's datasource and role, added to whatever the config file holds.
+const DEMO_CATALOG: &str = r#"
+[datasources.Employees]
+table = "employees"
+[datasources.Employees.attributes]
+empId    = { type = "Integer", primary_key = true, generated = true }
+name     = { type = "String", required = true }
+email    = { type = "Email", column = "email_address", updatable = false }
+salary   = { type = "Decimal" }
+active   = { type = "YN", default = "Y" }
+hireDate = { type = "Date" }
+
+[roles.employees_editor]
+Employees = ["query", "insert", "update", "delete"]
+"#;
+
+/// The demo's role, granted to `steve`.
+const DEMO_ROLE: &str = "employees_editor";
+
+fn add_demo_catalog(config: &mut Config) -> Result<()> {
+    let demo = Config::parse(DEMO_CATALOG).map_err(|e| anyhow!(e))?;
+    for (name, ds) in demo.datasources {
+        config.datasources.entry(name).or_insert(ds);
+    }
+    for (name, role) in demo.roles {
+        config.roles.entry(name).or_insert(role);
+    }
+    Ok(())
+}
+
 async fn serve(mut config: Config, demo: bool, database_given: bool) -> Result<()> {
-    if demo && !database_given {
-        config.database = DatabaseUrl("sqlite://tessera-demo.db".into());
+    if demo {
+        if !database_given {
+            config.database = DatabaseUrl("sqlite://tessera-demo.db".into());
+        }
+        add_demo_catalog(&mut config)?;
     }
     let clock = Clock::system();
     let state = crate::start(config.clone(), clock.clone()).await?;
@@ -244,6 +277,7 @@ async fn demo_account(store: &Store, hasher: &Hasher, password: &str, now: i64) 
     let hash = hasher.hash_blocking(password)?;
     if store.user_by_name("steve").await?.is_some() {
         store.change_password("steve", &hash, now).await?;
+        store.change_roles("steve", &[DEMO_ROLE.into()], &[]).await?;
         return Ok(());
     }
     let user = NewUser {
@@ -252,7 +286,7 @@ async fn demo_account(store: &Store, hasher: &Hasher, password: &str, now: i64) 
         display_name: "Steve",
         email: "name@cloudio.io",
         password_hash: &hash,
-        roles: &[],
+        roles: &[DEMO_ROLE.into()],
     };
     store.add_user(&user, now).await
 }

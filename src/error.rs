@@ -109,15 +109,18 @@ impl From<anyhow::Error> for ApiError {
     /// Storage failures become 503 when the database is unreachable, else 500.
     fn from(error: anyhow::Error) -> Self {
         let unreachable = error.chain().any(|cause| {
-            cause.downcast_ref::<sqlx::Error>().is_some_and(|e| {
-                matches!(
-                    e,
-                    sqlx::Error::Io(_)
-                        | sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::WorkerCrashed
-                        | sqlx::Error::Protocol(_)
-                )
+            cause.downcast_ref::<sqlx::Error>().is_some_and(|e| match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_) => true,
+                // PostgreSQL classes 08 (connection exception) and 57
+                // (operator intervention: shutdown, terminated backend).
+                sqlx::Error::Database(db) => {
+                    db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57"))
+                }
+                _ => false,
             })
         });
         if unreachable { Self::Unavailable(error) } else { Self::Internal(error) }

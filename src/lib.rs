@@ -27,6 +27,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
 use crate::store::Store;
+use crate::store::changes::Change;
 
 /// Opens the database, applies migrations and loads the key ring: everything
 /// a server needs before it listens.
@@ -53,10 +54,30 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.auth.clone()));
+    let watcher = tokio::spawn(watch_changes(state.auth.clone()));
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     housekeeping.abort();
+    watcher.abort();
     served.context("serving HTTP")
+}
+
+/// Applies change notices from other processes as they arrive (PostgreSQL).
+async fn watch_changes(auth: Auth) {
+    let store = auth.store.clone();
+    store
+        .watch_changes(|change| {
+            auth.apply_change(&change);
+            if matches!(change, Change::Keys | Change::Missed) {
+                let auth = auth.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = auth.keys.refresh(&auth.store, auth.clock.now()).await {
+                        tracing::warn!(error = %format!("{e:#}"), "could not refresh the key ring");
+                    }
+                });
+            }
+        })
+        .await;
 }
 
 /// Periodic work: pick up rotated keys, forget idle cache entries and

@@ -19,6 +19,7 @@ use super::tokens::{Claims, TokenError};
 use crate::clock::{Micros, micros};
 use crate::error::ApiError;
 use crate::store::SessionRow;
+use crate::store::changes::Change;
 
 /// How long a remembered session is trusted before it is read again.
 pub const FRESH: Micros = 200_000;
@@ -196,6 +197,16 @@ impl Auth {
     /// Drops a session from this process's memory at once.
     pub fn forget_session(&self, session_id: &str) {
         self.gate.remove_where(|entry| entry.row.id == session_id);
+    }
+
+    /// Acts on a change notice from the database: forget what it touches.
+    pub fn apply_change(&self, change: &Change) {
+        match change {
+            Change::Session(id) => self.forget_session(id),
+            Change::User(id) => self.gate.remove_where(|entry| entry.row.user_id == *id),
+            Change::Keys => {}
+            Change::Missed => self.gate.remove_where(|_| true),
+        }
     }
 
     /// Drops remembered sessions that were not used lately; run periodically.
