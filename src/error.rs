@@ -115,11 +115,14 @@ impl From<anyhow::Error> for ApiError {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
                 | sqlx::Error::Protocol(_) => true,
-                // PostgreSQL classes 08 (connection exception) and 57
-                // (operator intervention: shutdown, terminated backend).
-                sqlx::Error::Database(db) => {
-                    db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57"))
-                }
+                // PostgreSQL classes 08 (connection exception), 53
+                // (insufficient resources: too many connections) and 57
+                // (operator intervention: shutdown, terminated backend), and
+                // 55000, which a database refusing connections answers.
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    ["08", "53", "57"].iter().any(|class| code.starts_with(class))
+                        || code == "55000"
+                }),
                 _ => false,
             })
         });

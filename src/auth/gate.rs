@@ -2,13 +2,15 @@
 //! token equal to the session's, and a session that is still live.
 //!
 //! Verifying Ed25519 and reading the session on every call would cost more
-//! than the call itself, so a verified token and its session are remembered
-//! for at most [`FRESH`]. That is the revocation contract: a session ended
-//! anywhere (sign-out, CLI, another instance) is refused by every process
-//! within `FRESH` plus one query, well inside one second.
+//! than the call itself, so a verified token and its session are remembered.
+//! After [`FRESH`] the next call re-reads the session; calls that arrive
+//! while it does so go on with what is remembered, for at most [`STALE`].
+//! That is the revocation contract: a session ended anywhere (sign-out, CLI,
+//! another instance) is refused by every process within `STALE` plus one
+//! query, well inside one second.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -23,6 +25,9 @@ use crate::store::changes::Change;
 
 /// How long a remembered session is trusted before it is read again.
 pub const FRESH: Micros = 200_000;
+
+/// How long a remembered session may be used while one call re-reads it.
+pub const STALE: Micros = 500_000;
 
 /// The signed-in caller.
 #[derive(Clone, Debug)]
@@ -45,6 +50,8 @@ struct Entry {
     fetched_at: Micros,
     /// The latest use seen by this process.
     last_used: AtomicI64,
+    /// Set by the one call that re-reads this entry once it is not fresh.
+    refreshing: AtomicBool,
 }
 
 /// Verified tokens and their sessions, keyed by the token's SHA-256.
@@ -109,6 +116,13 @@ impl Auth {
 
         let entry = match self.gate.get(&key) {
             Some(entry) if now - entry.fetched_at < FRESH => entry,
+            // Another call is re-reading this session: use what is known.
+            Some(entry)
+                if now - entry.fetched_at < STALE
+                    && entry.refreshing.swap(true, Ordering::AcqRel) =>
+            {
+                entry
+            }
             cached => {
                 let claims = match cached {
                     Some(entry) => entry.claims.clone(),
@@ -146,7 +160,8 @@ impl Auth {
             .ok_or_else(|| unauthorized("The session of this token does not exist."))?;
         let roles: Arc<[String]> = self.store.user_roles(row.user_id).await?.into();
         let last_used = AtomicI64::new(row.last_used_at);
-        Ok(Arc::new(Entry { claims, row, roles, fetched_at: now, last_used }))
+        let refreshing = AtomicBool::new(false);
+        Ok(Arc::new(Entry { claims, row, roles, fetched_at: now, last_used, refreshing }))
     }
 
     fn check_live(&self, entry: &Entry, now: Micros) -> Result<Principal, ApiError> {

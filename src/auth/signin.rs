@@ -72,7 +72,7 @@ impl Auth {
         if let Reservation::Locked { wait } =
             self.store.reserve_attempt(&user_key, self.user_limits(), now).await?
         {
-            self.store.release_attempt(&ip_key, self.ip_limits()).await?;
+            self.store.release_attempt(&ip_key).await?;
             self.record(&audit("sign-in refused", "too many failures for this user")).await;
             return Err(too_many(wait));
         }
@@ -84,8 +84,8 @@ impl Auth {
             Ok(verdict) => verdict,
             Err(HashError::Busy) => {
                 // Not the client's fault: give both reservations back.
-                self.store.release_attempt(&ip_key, self.ip_limits()).await?;
-                self.store.release_attempt(&user_key, self.user_limits()).await?;
+                self.store.release_attempt(&ip_key).await?;
+                self.store.release_attempt(&user_key).await?;
                 return Err(ApiError::Unavailable(anyhow::anyhow!(
                     "password checks are saturated"
                 )));
@@ -107,7 +107,7 @@ impl Auth {
         };
 
         self.store.reset_attempts(&user_key).await?;
-        self.store.release_attempt(&ip_key, self.ip_limits()).await?;
+        self.store.release_attempt(&ip_key).await?;
         if let Some(new_hash) = rehash {
             self.store.rehash_password(user_row.id, &user_row.password_hash, &new_hash).await?;
         }

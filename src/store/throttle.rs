@@ -106,14 +106,14 @@ impl Store {
         Ok(())
     }
 
-    /// Gives back one reserved attempt under `key` (a success that must not
-    /// count against a client address).
-    pub async fn release_attempt(&self, key: &str, limits: Limits) -> Result<()> {
+    /// Gives back one reserved attempt under `key` (a success, or a check
+    /// that never ran): the count drops by one, and the lock that the
+    /// reservation may have set goes too, since no failure happened.
+    pub async fn release_attempt(&self, key: &str) -> Result<()> {
         on_pool!(self, pool => sqlx::query(
-            "UPDATE sign_in_failures SET failures = failures - 1, \
-             locked_until = CASE WHEN failures - 1 >= $2 THEN locked_until ELSE 0 END \
+            "UPDATE sign_in_failures SET failures = failures - 1, locked_until = 0 \
              WHERE key = $1 AND failures > 0")
-            .bind(key).bind(limits.threshold).execute(pool).await.map(|r| r.rows_affected()))
+            .bind(key).execute(pool).await.map(|r| r.rows_affected()))
         .context("releasing a sign-in attempt")?;
         Ok(())
     }

@@ -1,0 +1,16 @@
+//! tessera's integration tests, as one binary: each test starts the real
+//! server on `127.0.0.1:0` with a fresh database (a temp SQLite file, and a
+//! fresh PostgreSQL database when `TESSERA_TEST_POSTGRES_URL` is set) and
+//! talks to it over HTTP, as a client would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod helpers;
+
+mod auth;
+mod cli;
+mod gate;
+mod instances;
+mod seed_client;
+mod throttle;
