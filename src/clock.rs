@@ -44,7 +44,7 @@ pub fn micros(d: std::time::Duration) -> Micros {
 /// ISO 8601 UTC with microseconds, e.g. `2023-02-01T10:06:12.123456Z`.
 pub fn iso8601(at: Micros) -> String {
     chrono::DateTime::from_timestamp_micros(at)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
 }
 

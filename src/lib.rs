@@ -36,7 +36,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<AppState> {
     let store = Store::open(&config.database.0).await?;
     catalog::sync_tables(&store, &catalog).await?;
     let auth = Auth::new(store, clock, Arc::new(config)).await?;
-    Ok(AppState { auth, catalog: Arc::new(catalog) })
+    Ok(AppState::new(auth, catalog))
 }
 
 /// What `tessera check` does: the config file, the catalog and the database

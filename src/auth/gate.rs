@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Auth;
-use super::tokens::{Claims, TokenError};
+use super::tokens::TokenError;
 use crate::clock::{Micros, micros};
 use crate::error::ApiError;
 use crate::store::SessionRow;
@@ -29,24 +29,39 @@ pub const FRESH: Micros = 200_000;
 /// How long a remembered session may be used while one call re-reads it.
 pub const STALE: Micros = 500_000;
 
-/// The signed-in caller.
-#[derive(Clone, Debug)]
-pub struct Principal {
+/// Who the signed-in caller is; shared by every call of one session.
+#[derive(Debug)]
+pub struct Identity {
     pub session_id: String,
     pub user_id: i64,
     pub user_name: String,
     pub org_uid: String,
-    pub roles: Arc<[String]>,
+    pub roles: Vec<String>,
+}
+
+/// The signed-in caller: who (through `Deref` to [`Identity`]) and until when.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub identity: Arc<Identity>,
     /// When the session ends regardless of use.
     pub expires_at: Micros,
     /// When the session ends if it is not used again.
     pub idle_expires_at: Micros,
 }
 
+impl std::ops::Deref for Principal {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.identity
+    }
+}
+
 struct Entry {
-    claims: Claims,
+    /// The token's `exp`, in seconds.
+    exp: i64,
     row: SessionRow,
-    roles: Arc<[String]>,
+    identity: Arc<Identity>,
     fetched_at: Micros,
     /// The latest use seen by this process.
     last_used: AtomicI64,
@@ -123,15 +138,20 @@ impl Auth {
             {
                 entry
             }
-            cached => {
-                let claims = match cached {
-                    Some(entry) => entry.claims.clone(),
-                    None => self
-                        .keys
-                        .verify(token, now.div_euclid(1_000_000))
-                        .map_err(|e| token_refused(&e))?,
-                };
-                let entry = self.load(claims, now).await?;
+            Some(stale) => {
+                let entry = self.load(&stale.row.id, stale.exp, now).await?;
+                self.gate.put(key, entry.clone());
+                entry
+            }
+            None => {
+                let claims = self
+                    .keys
+                    .verify(token, now.div_euclid(1_000_000))
+                    .map_err(|e| token_refused(&e))?;
+                let entry = self.load(&claims.session, claims.exp, now).await?;
+                if entry.row.user_name != claims.sub {
+                    return Err(unauthorized("The token does not match its session."));
+                }
                 self.gate.put(key, entry.clone());
                 entry
             }
@@ -152,23 +172,29 @@ impl Auth {
         Ok(principal)
     }
 
-    async fn load(&self, claims: Claims, now: Micros) -> Result<Arc<Entry>, ApiError> {
+    async fn load(&self, session_id: &str, exp: i64, now: Micros) -> Result<Arc<Entry>, ApiError> {
         let row = self
             .store
-            .session(&claims.session)
+            .session(session_id)
             .await?
             .ok_or_else(|| unauthorized("The session of this token does not exist."))?;
-        let roles: Arc<[String]> = self.store.user_roles(row.user_id).await?.into();
+        let identity = Arc::new(Identity {
+            session_id: row.id.clone(),
+            user_id: row.user_id,
+            user_name: row.user_name.clone(),
+            org_uid: row.org_uid.clone(),
+            roles: self.store.user_roles(row.user_id).await?,
+        });
         let last_used = AtomicI64::new(row.last_used_at);
         let refreshing = AtomicBool::new(false);
-        Ok(Arc::new(Entry { claims, row, roles, fetched_at: now, last_used, refreshing }))
+        Ok(Arc::new(Entry { exp, row, identity, fetched_at: now, last_used, refreshing }))
     }
 
     fn check_live(&self, entry: &Entry, now: Micros) -> Result<Principal, ApiError> {
         let row = &entry.row;
         let idle = micros(self.config.session.idle_timeout.0);
         let expires_at = (row.created_at + micros(self.config.session.max_lifetime.0))
-            .min(entry.claims.exp.saturating_mul(1_000_000));
+            .min(entry.exp.saturating_mul(1_000_000));
         let last_used = entry.last_used.load(Ordering::Relaxed).max(row.last_used_at);
         let refusal = if row.ended_at.is_some() {
             Some("The session has ended (signed out or revoked).")
@@ -178,8 +204,6 @@ impl Auth {
             Some("The session has reached its maximum lifetime.")
         } else if now - last_used > idle {
             Some("The session was idle for too long.")
-        } else if row.user_name != entry.claims.sub || row.id != entry.claims.session {
-            Some("The token does not match its session.")
         } else {
             None
         };
@@ -187,11 +211,7 @@ impl Auth {
             return Err(unauthorized(refusal));
         }
         Ok(Principal {
-            session_id: row.id.clone(),
-            user_id: row.user_id,
-            user_name: row.user_name.clone(),
-            org_uid: row.org_uid.clone(),
-            roles: entry.roles.clone(),
+            identity: entry.identity.clone(),
             expires_at,
             idle_expires_at: (now + idle).min(expires_at),
         })

@@ -292,6 +292,7 @@ fn attribute(ds: &str, code: &str, config: &AttributeConfig) -> Result<Attribute
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn catalog(text: &str) -> Result<Catalog, String> {
         Catalog::from_config(&Config::parse(text).unwrap())
@@ -310,15 +311,14 @@ mod tests {
     "#;
 
     fn principal(roles: &[&str]) -> Principal {
-        Principal {
+        let identity = crate::auth::gate::Identity {
             session_id: "s".into(),
             user_id: 1,
             user_name: "u".into(),
             org_uid: "o".into(),
-            roles: roles.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>().into(),
-            expires_at: 0,
-            idle_expires_at: 0,
-        }
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        Principal { identity: Arc::new(identity), expires_at: 0, idle_expires_at: 0 }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 
 use super::extract::{Body, Session, credential_header};
 use super::{AppState, Peer};
@@ -42,29 +43,30 @@ pub async fn sign_out(
 }
 
 /// The body of `GET /v1/status`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StatusBody {
-    pub session_id: String,
-    pub user_name: String,
-    pub org_uid: String,
-    pub roles: Vec<String>,
+pub struct StatusBody<'a> {
+    pub session_id: &'a str,
+    pub user_name: &'a str,
+    pub org_uid: &'a str,
+    pub roles: &'a [String],
     pub expires_at: String,
     pub idle_expires_at: String,
-    pub status: String,
+    pub status: &'static str,
 }
 
 /// `GET /v1/status`: the caller's session (design §1.5).
-pub async fn status(Session(principal): Session) -> Json<StatusBody> {
-    Json(StatusBody {
-        session_id: principal.session_id,
-        user_name: principal.user_name,
-        org_uid: principal.org_uid,
-        roles: principal.roles.to_vec(),
+pub async fn status(Session(principal): Session) -> Response {
+    let body = StatusBody {
+        session_id: &principal.session_id,
+        user_name: &principal.user_name,
+        org_uid: &principal.org_uid,
+        roles: &principal.roles,
         expires_at: iso8601(principal.expires_at),
         idle_expires_at: iso8601(principal.idle_expires_at),
-        status: "OK".into(),
-    })
+        status: "OK",
+    };
+    Json(body).into_response()
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify live tokens.

@@ -20,11 +20,29 @@ use crate::error::ApiError;
 
 pub use extract::AppJson;
 
-/// Everything the handlers need; cloned per request.
+/// Everything the handlers need. Cloned per request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub auth: Auth,
     pub catalog: Arc<Catalog>,
+}
+
+impl AppState {
+    /// The state of a server with this auth service and catalog.
+    pub fn new(auth: Auth, catalog: Catalog) -> Self {
+        Self(Arc::new(Shared { auth, catalog: Arc::new(catalog) }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for AppState {
