@@ -1,0 +1,819 @@
+#!/usr/bin/env python3
+"""tessera's benchmark suite (issue 6). Not a test: run it with `bench/run`.
+
+Drives real servers over loopback with wrk and writes BENCHMARKS.md and
+bench/ratios.png. Each scenario is one function; one whose prerequisite is
+missing (say `/v1/api` answers 404) is skipped with a line that says why.
+Every figure is the median of several runs, quoted as a ratio where the
+issue asks for one, because this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+LUA = BENCH / "lua"
+TARGET = Path(os.environ.get("TESSERA_BENCH_TARGET", ROOT / "target" / "release"))
+BIN = TARGET / "tessera"
+LAST = BENCH / "last-run.json"
+CACHE = Path(os.environ.get("TESSERA_BENCH_CACHE", Path.home() / ".cache" / "tessera-bench"))
+PASSWORD = "bench-password-Xy7!"
+CORES = os.cpu_count() or 1
+WRK_THREADS = 2
+
+ARGS: argparse.Namespace
+RESULTS: list[dict] = []   # every figure, in order
+COMMANDS: list[str] = []   # every distinct load command, as run (secrets elided)
+NOTES: list[str] = []      # skipped scenarios and other remarks
+VERSIONS: dict[str, str] = {}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def figure(fid, name, value, unit, target=None, ok=None, detail=""):
+    """Records one figure; `ok` is True/False against `target`, None for 'report'."""
+    RESULTS.append(dict(id=fid, name=name, value=value, unit=unit, target=target or "report",
+                        ok=ok, detail=detail))
+    shown = "n/a" if value is None else (f"{value:,.3f}" if isinstance(value, float) else f"{value:,}")
+    verdict = {True: "PASS", False: "MISS", None: ""}[ok]
+    log(f"{fid} {name}: {shown} {unit} (target {target or 'report'}) {verdict} {detail}")
+
+
+def skip(fid, why):
+    NOTES.append(f"**{fid}** not run: {why}")
+    log(f"{fid} skipped: {why}")
+
+
+def record_command(cmd: list[str] | str, env_note: str = "") -> None:
+    text = cmd if isinstance(cmd, str) else shlex.join(cmd)
+    text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:$PORT", text)
+    text = re.sub(r"csrf=[0-9a-f-]+", "csrf=$CSRF", text)
+    if env_note:
+        text = f"{env_note} {text}"
+    if text not in COMMANDS:
+        COMMANDS.append(text)
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+# --------------------------------------------------------------------------
+# Servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path, headers=None, timeout=5.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def http_post(port, path, body, headers=None, timeout=30.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        h = {"Content-Type": "application/json", **(headers or {})}
+        conn.request("POST", path, body=data, headers=h)
+        r = conn.getresponse()
+        return r.status, r.read(), dict(r.getheaders())
+    finally:
+        conn.close()
+
+
+def write_config(path: Path, db: Path, memory_kib=19456, iterations=2) -> None:
+    path.write_text(f"""# written by bench/bench.py
+database = "sqlite://{db}"
+max_limit = 1000
+
+[password]
+memory_kib = {memory_kib}
+iterations = {iterations}
+parallelism = 1
+
+[throttle]
+user_failures = 5
+ip_failures = 100000   # every client here is 127.0.0.1
+window = "15m"
+
+[datasources.Employees]
+table = "employees"
+[datasources.Employees.attributes]
+empId  = {{ type = "Integer", primary_key = true, generated = true }}
+name   = {{ type = "String", required = true }}
+salary = {{ type = "Decimal" }}
+active = {{ type = "YN", default = "Y" }}
+email  = {{ type = "Email", column = "email_address", updatable = false }}
+
+[roles.bench]
+Employees = ["query", "insert", "update", "delete"]
+""")
+
+
+def tessera(config: Path, *args, stdin: str | None = None, check=True):
+    cmd = [str(BIN), "--config", str(config), *args]
+    return subprocess.run(cmd, input=stdin, text=True, capture_output=True, check=check)
+
+
+def add_users(config: Path, count: int, prefix="bench") -> list[str]:
+    names = [f"{prefix}{i:02d}" for i in range(1, count + 1)]
+    for name in names:
+        r = tessera(config, "user", "add", name, "--org", "bench", "--role", "bench",
+                    "--password-stdin", stdin=PASSWORD + "\n", check=False)
+        if r.returncode != 0 and "already exists" not in r.stderr:
+            raise SystemExit(f"tessera user add {name} failed: {r.stderr.strip()}")
+    record_command(f"echo $PASSWORD | tessera --config tessera.toml user add bench01 --org bench --role bench --password-stdin   # bench01..bench{count:02d}")
+    return names
+
+
+class Server:
+    """One `tessera serve` process on a free loopback port."""
+
+    def __init__(self, config: Path, workdir: Path, name="tessera"):
+        self.config, self.workdir, self.name = config, workdir, name
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout=20.0) -> float:
+        """Starts and returns the seconds until the first /readyz 200."""
+        out = open(self.workdir / f"{self.name}.log", "ab")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [str(BIN), "--config", str(self.config), "serve", "--listen", f"127.0.0.1:{self.port}"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir)
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"tessera exited with {self.proc.returncode}; see {self.workdir / (self.name + '.log')}")
+            try:
+                status, _ = http_get(self.port, "/readyz", timeout=1.0)
+                if status == 200:
+                    return time.perf_counter() - t0
+            except OSError:
+                pass
+            if time.perf_counter() - t0 > timeout:
+                raise SystemExit("tessera did not become ready in time")
+            time.sleep(0.001)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def status_kib(self, field="VmRSS") -> int:
+        assert self.proc
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no {field}")
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+
+def token_header(user, password=PASSWORD):
+    return "Token " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def sign_in(port, user, password=PASSWORD):
+    status, body, _ = http_post(port, "/v1/auth", {}, {"Authorization": token_header(user, password)})
+    if status != 200:
+        raise RuntimeError(f"sign-in of {user} gave {status}: {body[:200]!r}")
+    return json.loads(body)
+
+
+def curl_sign_in(port, user):
+    """The S1 sign-in, with curl as a user would."""
+    cmd = ["curl", "-s", "-X", "POST", f"http://127.0.0.1:{port}/v1/auth",
+           "-H", f"Authorization: {token_header(user)}", "-H", "Content-Type: application/json", "-d", "{}"]
+    shown = list(cmd)
+    shown[6] = "Authorization: Token $(printf bench01:$PASSWORD | base64)"
+    record_command(shown)
+    return json.loads(subprocess.run(cmd, capture_output=True, check=True, text=True).stdout)
+
+
+# --------------------------------------------------------------------------
+# wrk
+
+UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def wrk(url, *, duration=None, connections=64, threads=WRK_THREADS, script=None, env=None,
+        latency=False, env_note=""):
+    duration = duration or ARGS.duration
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s"]
+    if latency:
+        cmd.append("--latency")
+    if script:
+        cmd += ["-s", str(LUA / script)]
+    cmd.append(url)
+    record_command([c.replace(str(BENCH), "bench") for c in cmd], env_note)
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if r.returncode != 0:
+        raise RuntimeError(f"wrk failed: {r.stderr or r.stdout}")
+    return parse_wrk(r.stdout)
+
+
+def parse_wrk(out: str) -> dict:
+    res = {"raw": out, "non2xx": 0, "socket_errors": ""}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    if m:
+        res["requests"] = int(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        res["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: (.*)", out)
+    if m:
+        res["socket_errors"] = m.group(1)
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        if m:
+            res[f"p{pct}_ms"] = float(m.group(1)) * UNIT[m.group(2)]
+    m = re.search(r"^BENCH_JSON (.*)$", out, re.M)
+    if m:
+        res["json"] = json.loads(m.group(1))
+    return res
+
+
+# --------------------------------------------------------------------------
+# A fixed-rate latency probe (wrk2 is not packaged here). One keep-alive
+# connection; each request is due at start + i/rate, and its latency counts
+# from when it was due if the probe was behind, so stalls are not hidden
+# (no coordinated omission).
+
+
+def probe(port, path, headers, rate, duration, out: dict):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    interval = 1.0 / rate
+    lat, bad = [], 0
+    start = time.perf_counter()
+    for i in range(int(rate * duration)):
+        due = start + i * interval
+        now = time.perf_counter()
+        waited = now < due
+        if waited:
+            time.sleep(due - now)
+        sent = time.perf_counter()
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        done = time.perf_counter()
+        lat.append((done - (sent if waited else due)) * 1000.0)
+        if r.status != 200:
+            bad += 1
+    conn.close()
+    lat.sort()
+    out.update(n=len(lat), bad=bad, p50=lat[len(lat) // 2], p99=lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+               max=lat[-1])
+
+
+def probes(port, jwt, csrf, rate, duration):
+    """Probes /v1/status (signed in) and /healthz at once; returns both."""
+    status, health = {}, {}
+    hdr = {"Authorization": f"Bearer {jwt}", "X-CSRF-Token": csrf}
+    ts = [threading.Thread(target=probe, args=(port, "/v1/status", hdr, rate, duration, status)),
+          threading.Thread(target=probe, args=(port, "/healthz", {}, rate, duration, health))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return status, health
+
+
+# --------------------------------------------------------------------------
+# Scenarios
+
+
+def s1_gate(ctx):
+    srv = ctx["server"]
+    session = curl_sign_in(srv.port, "bench01")
+    env = {"BENCH_JWT": session["jwt"], "BENCH_CSRF": session["csrf"]}
+    wrk(srv.url + "/healthz", duration=1)  # warm-up
+    health, status = [], []
+    for i in range(ARGS.runs):
+        h = wrk(srv.url + "/healthz")
+        s = wrk(srv.url + "/v1/status", script="status.lua", env=env,
+                env_note="BENCH_JWT=$JWT BENCH_CSRF=$CSRF")
+        if s["non2xx"] or s["socket_errors"]:
+            raise RuntimeError(f"S1: /v1/status gave {s['non2xx']} non-2xx, errors {s['socket_errors']}")
+        health.append(h["rps"])
+        status.append(s["rps"])
+        log(f"S1 run {i + 1}: healthz {h['rps']:,.0f} req/s, status {s['rps']:,.0f} req/s")
+    ratio = med(status) / med(health)
+    figure("S1", "GET /healthz", med(health), "req/s", detail=f"runs {', '.join(f'{x:,.0f}' for x in health)}")
+    figure("S1", "signed-in GET /v1/status", med(status), "req/s",
+           detail=f"runs {', '.join(f'{x:,.0f}' for x in status)}")
+    figure("S1", "gate overhead: /v1/status ÷ /healthz", ratio, "ratio", "≥ 0.8 (issue 3: ≥ 0.7)", ratio >= 0.8,
+           detail=f"per-run ratios {', '.join(f'{s / h:.2f}' for s, h in zip(status, health))}")
+    ctx["session"] = session
+    ctx["healthz_rps"] = med(health)
+
+
+def argon2_cost():
+    r = subprocess.run([str(TARGET / "examples" / "argon2_cost"),
+                        "19456", "2", "1", "20"], capture_output=True, text=True, check=True)
+    record_command("target/release/examples/argon2_cost 19456 2 1 20")
+    return json.loads(r.stdout)
+
+
+def signin_storm(srv, auth_file, duration, connections=16):
+    env = {"BENCH_AUTH_FILE": str(auth_file), "BENCH_THREADS": str(WRK_THREADS)}
+    return wrk(srv.url + "/v1/auth", duration=duration, connections=connections, script="signin.lua",
+               env=env, env_note="BENCH_AUTH_FILE=auth.txt")
+
+
+def s2_signin(ctx):
+    srv = ctx["server"]
+    cost = argon2_cost()
+    ctx["argon2"] = cost
+    capacity = CORES / (cost["median_ms"] / 1000.0)
+    figure("S2", "one argon2id verify (m=19456, t=2, p=1), median of 20", cost["median_ms"], "ms",
+           detail=f"min {cost['min_ms']:.1f}, max {cost['max_ms']:.1f}; {CORES} threads at once reach "
+                  f"{cost['parallel_verifies_per_s']:.1f} verifies/s")
+    figure("S2", f"physical limit: cores ÷ verify time ({CORES} cores)", capacity, "sign-ins/s")
+    rates, bad = [], {}
+    for i in range(ARGS.runs):
+        r = signin_storm(srv, ctx["auth_file"], ARGS.duration)
+        js = r.get("json", {})
+        codes = js.get("by_status", {})
+        ok = codes.get("200", 0)
+        for k, v in codes.items():
+            if k != "200":
+                bad[k] = bad.get(k, 0) + v
+        rate = ok / (js.get("duration_us", 1) / 1e6)
+        rates.append(rate)
+        log(f"S2 run {i + 1}: {rate:.1f} sign-ins/s, statuses {codes}, p99 {r.get('p99_ms', 0):.0f} ms")
+    rate = med(rates)
+    ctx["s2_rate"] = rate
+    figure("S2", "sign-ins/s, 16 connections, 32 users", rate, "sign-ins/s",
+           detail=f"runs {', '.join(f'{x:.1f}' for x in rates)}; non-200: {bad or 'none'}")
+    par = rate / cost["parallel_verifies_per_s"]
+    figure("S2", "sign-ins/s ÷ verifies/s of bare argon2 on all cores (same moment)", par, "ratio",
+           detail="how much of what the cores actually deliver now reaches clients")
+    ratio = rate / capacity
+    figure("S2", "sign-in: sign-ins/s ÷ (cores ÷ verify time)", ratio, "ratio", "≥ 0.8 (issue 2: ≥ 0.6)",
+           ratio >= 0.8 and not bad)
+    if bad:
+        NOTES.append(f"S2: some sign-ins were not 200: {bad}")
+
+
+def s3_storm(ctx):
+    srv, sess = ctx["server"], ctx["session"]
+    rate, dur = ARGS.probe_rate, ARGS.duration
+    base_s, base_h, storm_s, storm_h = [], [], [], []
+    record_command(f"python3 bench/bench.py probe: GET /v1/status and GET /healthz, {rate} req/s each, {dur} s, one keep-alive connection each")
+    for i in range(ARGS.runs):
+        s, h = probes(srv.port, sess["jwt"], sess["csrf"], rate, dur)
+        base_s.append(s["p99"])
+        base_h.append(h["p99"])
+        # The storm: 16 connections signing in nonstop, with 1 s of lead.
+        result = {}
+        t = threading.Thread(target=lambda: result.update(signin_storm(srv, ctx["auth_file"], dur + 2)))
+        t.start()
+        time.sleep(1.0)
+        s2, h2 = probes(srv.port, sess["jwt"], sess["csrf"], rate, dur)
+        t.join()
+        storm_s.append(s2["p99"])
+        storm_h.append(h2["p99"])
+        if s["bad"] or s2["bad"] or h["bad"] or h2["bad"]:
+            raise RuntimeError("S3: a probe got a non-200 answer")
+        codes = result.get("json", {}).get("by_status", {})
+        log(f"S3 run {i + 1}: status p99 {s['p99']:.2f} → {s2['p99']:.2f} ms, healthz p99 {h['p99']:.2f} → "
+            f"{h2['p99']:.2f} ms (storm statuses {codes})")
+    fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)
+    figure("S3", "p99 GET /v1/status, no storm", med(base_s), "ms", detail=f"runs {fmt(base_s)}")
+    figure("S3", "p99 GET /v1/status, 16 clients signing in", med(storm_s), "ms", detail=f"runs {fmt(storm_s)}")
+    figure("S3", "p99 GET /healthz, no storm", med(base_h), "ms", detail=f"runs {fmt(base_h)}")
+    figure("S3", "p99 GET /healthz, 16 clients signing in", med(storm_h), "ms", "< 25 ms (issue 2)",
+           med(storm_h) < 25, detail=f"runs {fmt(storm_h)}")
+    ratio = med(storm_s) / med(base_s)
+    figure("S3", "storm isolation: p99 /v1/status storm ÷ no storm", ratio, "ratio", "≤ 5", ratio <= 5,
+           detail=f"per-run ratios {', '.join(f'{b / a:.1f}' for a, b in zip(base_s, storm_s))}")
+    hratio = med(storm_h) / med(base_h)
+    figure("S3", "storm isolation: p99 /healthz storm ÷ no storm", hratio, "ratio", "≤ 5 (same bar)", hratio <= 5)
+
+
+def api_available(srv) -> bool:
+    sess = sign_in(srv.port, "bench02")
+    status, body, _ = http_post(srv.port, f"/v1/api?csrf={sess['csrf']}",
+                                {"e": {"ds": "Employees", "query": {"limit": 1}}},
+                                {"Authorization": f"Bearer {sess['jwt']}"})
+    return status != 404
+
+
+EMPLOYEE_QUERY = {"e": {"ds": "Employees", "query": {"filter": [{"salary": {"gt": 5000}}], "limit": 50}}}
+
+
+def employee_rows(n=10_000):
+    """The same 10,000 rows for every server: salaries 1,000..10,999 so that
+    `salary > 5000` matches 60%, of which a query asks for 50."""
+    return [{"name": f"Employee {i:05d}", "salary": 1000 + (i * 7919) % 10_000,
+             "active": "Y" if i % 3 else "N", "email": f"e{i:05d}@example.com"} for i in range(1, n + 1)]
+
+
+def s4_query_sqlite(ctx):
+    srv = ctx["server"]
+    if not api_available(srv):
+        skip("S4", "`POST /v1/api` answers 404 — the data endpoint is not available yet (issue 4).")
+        skip("S6", "`POST /v1/api` is not available yet (issue 4).")
+        return
+    sess = sign_in(srv.port, "bench03")
+    auth = {"Authorization": f"Bearer {sess['jwt']}"}
+    path = f"/v1/api?csrf={sess['csrf']}"
+    rows = employee_rows()
+    t0 = time.perf_counter()
+    for k in range(0, len(rows), 1000):
+        body = {"e": {"ds": "Employees", "data": [{**r, "_rs": "I"} for r in rows[k:k + 1000]]}}
+        status, resp, _ = http_post(srv.port, path, body, auth)
+        if status != 200:
+            raise RuntimeError(f"S4: seeding rows gave {status}: {resp[:300]!r}")
+    log(f"S4: 10,000 rows posted in {time.perf_counter() - t0:.1f} s")
+    status, resp, _ = http_post(srv.port, path, EMPLOYEE_QUERY, auth)
+    got = json.loads(resp)["data"]["e"]["data"] if status == 200 else []
+    if status != 200 or len(got) != 50:
+        raise RuntimeError(f"S4: the query gave {status} with {len(got)} rows: {resp[:300]!r}")
+    body_file = ctx["tmp"] / "query.json"
+    body_file.write_text(json.dumps(EMPLOYEE_QUERY))
+    env = {"BENCH_JWT": sess["jwt"], "BENCH_PATH": path, "BENCH_BODY_FILE": str(body_file)}
+    rps, p99, rss = [], [], []
+    for i in range(ARGS.runs):
+        holder = {}
+        t = threading.Thread(target=lambda: holder.update(wrk(srv.url, script="api.lua", env=env, latency=True,
+                                                             env_note="BENCH_JWT=$JWT BENCH_PATH='/v1/api?csrf=$CSRF' BENCH_BODY_FILE=query.json")))
+        t.start()
+        time.sleep(ARGS.duration / 2)
+        rss.append(srv.status_kib() / 1024)
+        t.join()
+        r = holder
+        if r["non2xx"]:
+            raise RuntimeError(f"S4: {r['non2xx']} non-2xx answers")
+        rps.append(r["rps"])
+        p99.append(r.get("p99_ms", 0))
+        log(f"S4 run {i + 1}: {r['rps']:,.0f} req/s, p99 {r.get('p99_ms', 0):.2f} ms")
+    ctx["s4"] = {"rps": med(rps), "p99": med(p99)}
+    figure("S4", "query SQLite: one filter, 50 of 10,000 rows", med(rps), "req/s",
+           detail=f"runs {', '.join(f'{x:,.0f}' for x in rps)}; p99 {med(p99):.2f} ms (64 connections)")
+    ratio = med(rps) / ctx["healthz_rps"]
+    figure("S4", "query ÷ tessera's own /healthz req/s", ratio, "ratio", "≥ 0.25", ratio >= 0.25)
+    figure("S9", "RSS during S4", med(rss), "MiB")
+
+    # S6: a 10-row insert per request.
+    post = {"e": {"ds": "Employees", "data": [{"name": f"Posted {k}", "salary": 1234, "_rs": "I"} for k in range(10)]}}
+    pfile = ctx["tmp"] / "post.json"
+    pfile.write_text(json.dumps(post))
+    env = {**env, "BENCH_BODY_FILE": str(pfile)}
+    rates = []
+    for i in range(ARGS.runs):
+        r = wrk(srv.url, script="api.lua", env=env, connections=16, latency=True,
+                env_note="BENCH_JWT=$JWT BENCH_PATH='/v1/api?csrf=$CSRF' BENCH_BODY_FILE=post.json")
+        if r["non2xx"]:
+            raise RuntimeError(f"S6: {r['non2xx']} non-2xx answers")
+        rates.append(r["rps"] * 10)
+    figure("S6", "post SQLite: 10-row insert per request", med(rates), "rows/s",
+           detail=f"runs {', '.join(f'{x:,.0f}' for x in rates)}")
+
+
+def s5_s8_postgres(ctx):
+    skip("S5", "query on PostgreSQL needs `POST /v1/api` (issue 4); not available yet.")
+    skip("S8", "revocation across instances needs two instances on one PostgreSQL (the cluster issue); "
+               "not wired into the suite yet.")
+
+
+def s9_memory(ctx):
+    tmp = ctx["tmp"] / "mem"
+    tmp.mkdir()
+    db, cfg = tmp / "mem.db", tmp / "tessera.toml"
+    write_config(cfg, db)
+    add_users(cfg, 1)
+    srv = Server(cfg, tmp, "mem")
+    srv.start()
+    time.sleep(1.0)
+    idle = srv.status_kib() / 1024
+    srv.stop()
+    figure("S9", "RSS idle (fresh start, default hashing)", idle, "MiB", "< 30 MiB", idle < 30)
+
+    # 100,000 live sessions, inserted straight into the sessions table.
+    now = int(time.time() * 1e6)
+    con = sqlite3.connect(db)
+    uid = con.execute("SELECT id FROM users WHERE name = 'bench01'").fetchone()[0]
+    con.executemany("INSERT INTO sessions (id, user_id, csrf, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)",
+                    ((str(uuid.uuid4()), uid, str(uuid.uuid4()), now, now) for _ in range(100_000)))
+    con.commit()
+    con.close()
+    record_command("python3 sqlite3: INSERT INTO sessions ... × 100,000 (live: ended_at NULL, last_used_at now)")
+    srv.start()
+    time.sleep(1.0)
+    big = srv.status_kib() / 1024
+    srv.stop()
+    per = (big - idle) * 1024 * 1024 / 100_000
+    figure("S9", "RSS with 100,000 live sessions in the database (none used)", big, "MiB",
+           detail=f"{per:+.1f} bytes per session")
+
+    # Sessions that are used live in the gate's memory: sign in 10,000 times
+    # with cheap hashing (a separate run), then use each session once.
+    cheap = tmp / "cheap"
+    cheap.mkdir()
+    ccfg = cheap / "tessera.toml"
+    write_config(ccfg, cheap / "cheap.db", memory_kib=256, iterations=1)
+    users = add_users(ccfg, 16)
+    srv = Server(ccfg, cheap, "cheap")
+    srv.start()
+    n = ARGS.sessions
+    sessions: list[str] = []
+    lock = threading.Lock()
+
+    def worker(k):
+        mine = users[k]
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        hdr = {"Authorization": token_header(mine), "Content-Type": "application/json"}
+        got = []
+        for _ in range(n // len(users)):
+            conn.request("POST", "/v1/auth", body=b"{}", headers=hdr)
+            r = conn.getresponse()
+            body = r.read()
+            if r.status == 200:
+                js = json.loads(body)
+                got.append(f"{js['jwt']} {js['csrf']}")
+        conn.close()
+        with lock:
+            sessions.extend(got)
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(len(users))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    took = time.perf_counter() - t0
+    log(f"S9: {len(sessions)} sign-ins with cheap hashing in {took:.1f} s ({len(sessions) / took:.0f}/s)")
+    sfile = cheap / "sessions.txt"
+    sfile.write_text("\n".join(sessions) + "\n")
+    time.sleep(3.0)  # let the gate's sweep settle
+    before = srv.status_kib() / 1024
+    r = wrk(srv.url + "/v1/status", duration=8, connections=32, script="sessions.lua",
+            env={"BENCH_SESSIONS_FILE": str(sfile), "BENCH_THREADS": str(WRK_THREADS)},
+            env_note="BENCH_SESSIONS_FILE=sessions.txt")
+    after = srv.status_kib() / 1024
+    hwm = srv.status_kib("VmHWM") / 1024
+    codes = r.get("json", {}).get("by_status", {})
+    srv.stop()
+    used = min(len(sessions), int(codes.get("200", 0)))
+    per_used = (after - before) * 1024 * 1024 / used if used else 0
+    figure("S9", f"RSS after using {used:,} distinct sessions through the gate", after, "MiB",
+           detail=f"before {before:.1f} MiB, peak (VmHWM) {hwm:.1f} MiB; {r['rps']:,.0f} req/s cycling "
+                  f"over them, statuses {codes}; separate run with [password] memory_kib=256, iterations=1")
+    figure("S9", "memory per used session", per_used, "bytes", "< 1 KiB", per_used < 1024)
+    figure("S9", "memory per stored session", per, "bytes", "< 1 KiB", per < 1024)
+
+
+def s10_startup(ctx):
+    srv = Server(ctx["config"], ctx["tmp"], "startup")
+    times = []
+    for _ in range(ARGS.startups):
+        times.append(srv.start() * 1000)
+        srv.stop()
+    record_command("python3: Popen(tessera --config tessera.toml serve --listen 127.0.0.1:$PORT), poll GET /readyz every 1 ms until 200")
+    figure("S10", "start-up: spawn → first /readyz 200 (existing database)", med(times), "ms", "< 200 ms",
+           med(times) < 200, detail=f"runs {', '.join(f'{x:.0f}' for x in times)}")
+
+
+# --------------------------------------------------------------------------
+# Peers: datasette and Directus (optional, --peers)
+
+
+def peers(ctx):
+    import peers as P  # bench/peers.py
+    P.run(ctx, sys.modules[__name__])
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+def versions():
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "Cargo.toml",
+                            "Cargo.lock", "migrations"], capture_output=True, text=True).stdout.strip()
+    VERSIONS["tessera"] = os.environ.get("TESSERA_BENCH_VERSION") or (
+        f"git {rev}" + (" + uncommitted changes in the work tree" if dirty else ""))
+    w = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    VERSIONS["wrk"] = (w.stdout + w.stderr).splitlines()[0].strip()
+    VERSIONS["rustc"] = subprocess.run(["rustc", "-V"], capture_output=True, text=True).stdout.strip()
+    VERSIONS["python"] = platform.python_version()
+
+
+def machine():
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    return {"nproc": CORES, "cpu": model, "memory": f"{int(mem) / 1024 / 1024:.1f} GiB",
+            "kernel": platform.release()}
+
+
+def fmt_value(v, unit):
+    if v is None:
+        return "—"
+    if unit in ("req/s", "rows/s", "bytes"):
+        return f"{v:,.0f}"
+    if unit == "ratio":
+        return f"{v:.2f}" if v < 10 else f"{v:,.1f}"
+    return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}"
+
+
+def write_report(started: float, date=None, minutes=None):
+    m = machine()
+    date = date or dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    minutes = minutes if minutes is not None else (time.time() - started) / 60
+    LAST.write_text(json.dumps({"results": RESULTS, "commands": COMMANDS, "notes": NOTES, "versions": VERSIONS,
+                                "date": date, "minutes": minutes,
+                                "args": {k: getattr(ARGS, k) for k in ("runs", "duration", "probe_rate",
+                                                                       "passthrough")}}, indent=1))
+    lines = [
+        "# tessera benchmarks",
+        "",
+        "Written by `bench/run` (see `bench/README.md`); do not edit by hand. Every figure is the",
+        f"median of {ARGS.runs} runs unless it says otherwise; load generator and servers share the",
+        "machine's cores, so ratios measured side by side in one run are the figures to trust.",
+        "",
+        f"- Date: {date} (suite took {minutes:.1f} min)",
+        f"- Machine: `nproc` = {m['nproc']}, CPU `{m['cpu']}`, {m['memory']} RAM, Linux {m['kernel']}",
+        "- Versions: " + "; ".join(f"{k} {v}" for k, v in VERSIONS.items()),
+        f"- Load: wrk, {WRK_THREADS} threads, {ARGS.duration} s per run, 64 connections unless it says otherwise;"
+        f" latency probe at {ARGS.probe_rate} req/s per path on one keep-alive connection",
+        "",
+        "![ratios](bench/ratios.png)",
+        "",
+        "| # | figure | value | unit | target | verdict | detail |",
+        "|---|---|---:|---|---|---|---|",
+    ]
+    for r in RESULTS:
+        verdict = {True: "pass", False: "**MISS**", None: ""}[r["ok"]]
+        lines.append(f"| {r['id']} | {r['name']} | {fmt_value(r['value'], r['unit'])} | {r['unit']} | "
+                     f"{r['target']} | {verdict} | {r['detail']} |")
+    if NOTES:
+        lines += ["", "## Not measured in this run", ""] + [f"- {n}" for n in NOTES]
+    notes_file = BENCH / "NOTES.md"
+    if notes_file.exists():
+        lines += ["", notes_file.read_text().strip()]
+    lines += ["", "## Exact commands", "", "Everything above was run by:", "", "    bench/run " +
+              " ".join(ARGS.passthrough), "", "which ran, against servers on 127.0.0.1:", "", "```"]
+    lines += COMMANDS + ["```", ""]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+    log(f"wrote {ROOT / 'BENCHMARKS.md'}")
+
+
+def write_chart():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        NOTES.append("no chart: matplotlib is not installed")
+        return
+    bars = []  # (label, value, target, higher_is_better)
+    for r in RESULTS:
+        if r["unit"] != "ratio" or r["value"] is None:
+            continue
+        t = re.search(r"([≥≤])\s*([\d.]+)", r["target"])
+        if not t:
+            continue
+        bars.append((f"{r['id']} {r['name']}", r["value"], float(t.group(2)), t.group(1) == "≥", r["ok"]))
+    if not bars:
+        return
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(bars) + 1.6))
+    for i, (label, v, target, higher, ok) in enumerate(bars):
+        ax.barh(i, v, color="#3a923a" if ok else "#c8433a", height=0.6)
+        ax.plot([target, target], [i - 0.4, i + 0.4], color="black", lw=2)
+        ax.text(max(v, target) * 1.06, i, f"{v:.2f}" + ("" if ok else "  (miss)"), va="center", fontsize=9)
+        ax.text(target, i + 0.42, ("≥ " if higher else "≤ ") + f"{target:g}", ha="center", va="bottom", fontsize=7)
+    ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("ratio (log scale); black tick = target; green = met, red = missed")
+    ax.set_title(f"tessera benchmark ratios — {dt.date.today()} — {CORES} cores, median of {ARGS.runs} runs",
+                 fontsize=10)
+    lo = min(min(b[1] for b in bars), min(b[2] for b in bars)) / 2
+    hi = max(max(b[1] for b in bars), max(b[2] for b in bars)) * 3
+    ax.set_xlim(lo, hi)
+    fig.tight_layout()
+    fig.savefig(BENCH / "ratios.png", dpi=110)
+    log(f"wrote {BENCH / 'ratios.png'}")
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    ap.add_argument("--probe-rate", type=int, default=200, help="req/s of each S3 latency probe")
+    ap.add_argument("--sessions", type=int, default=10_000, help="sessions signed in and used in S9")
+    ap.add_argument("--startups", type=int, default=7)
+    ap.add_argument("--peers", action="store_true", help="also install and measure datasette and Directus")
+    ap.add_argument("--only", default="", help="comma-separated scenario ids, e.g. S1,S10")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite BENCHMARKS.md and the chart from bench/last-run.json (after editing bench/NOTES.md)")
+    ARGS = ap.parse_args()
+    ARGS.passthrough = sys.argv[1:]
+    started = time.time()
+    if ARGS.report_only:
+        last = json.loads(LAST.read_text())
+        RESULTS[:], COMMANDS[:], NOTES[:] = last["results"], last["commands"], last["notes"]
+        VERSIONS.update(last["versions"])
+        for k in ("runs", "duration", "probe_rate", "passthrough"):
+            setattr(ARGS, k, last["args"][k])
+        write_chart()
+        write_report(started, last["date"], last["minutes"])
+        return
+    versions()
+    tmp = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
+    log(f"work dir {tmp}")
+    cfg, db = tmp / "tessera.toml", tmp / "bench.db"
+    write_config(cfg, db)
+    users = add_users(cfg, 32)
+    auth_file = tmp / "auth.txt"
+    auth_file.write_text("".join(token_header(u) + "\n" for u in users))
+    srv = Server(cfg, tmp)
+    ctx = {"tmp": tmp, "config": cfg, "db": db, "server": srv, "auth_file": auth_file}
+    only = {s.strip().upper() for s in ARGS.only.split(",") if s.strip()}
+    want = lambda *ids: not only or any(i in only for i in ids)
+    try:
+        srv.start()
+        record_command("tessera --config tessera.toml serve --listen 127.0.0.1:$PORT")
+        log(f"tessera ready at {srv.url}")
+        if want("S1", "S3", "S4"):
+            s1_gate(ctx)
+        if want("S2"):
+            s2_signin(ctx)
+        if want("S3"):
+            s3_storm(ctx)
+        if want("S4", "S6"):
+            s4_query_sqlite(ctx)
+        if want("S5", "S8"):
+            s5_s8_postgres(ctx)
+        srv.stop()
+        if want("S9"):
+            s9_memory(ctx)
+        if want("S10"):
+            s10_startup(ctx)
+        if ARGS.peers:
+            peers(ctx)
+        else:
+            NOTES.append("Peers (datasette, Directus; S4 ratios, S7) not run: pass `--peers` (installs them from "
+                         "PyPI and npm into ~/.cache/tessera-bench).")
+    finally:
+        srv.stop()
+        write_chart()
+        write_report(started)
+        if not ARGS.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

