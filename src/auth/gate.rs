@@ -60,13 +60,23 @@ impl std::ops::Deref for Principal {
 struct Entry {
     /// The token's `exp`, in seconds.
     exp: i64,
-    row: SessionRow,
+    /// The session's state as last read (its identity is in `identity`).
+    state: SessionState,
     identity: Arc<Identity>,
     fetched_at: Micros,
     /// The latest use seen by this process.
     last_used: AtomicI64,
     /// Set by the one call that re-reads this entry once it is not fresh.
     refreshing: AtomicBool,
+}
+
+/// What the gate checks of a session besides who it is.
+struct SessionState {
+    csrf: String,
+    created_at: Micros,
+    last_used_at: Micros,
+    ended: bool,
+    disabled: bool,
 }
 
 /// Verified tokens and their sessions, keyed by the token's SHA-256.
@@ -139,7 +149,7 @@ impl Auth {
                 entry
             }
             Some(stale) => {
-                let entry = self.load(&stale.row.id, stale.exp, now).await?;
+                let entry = self.load(&stale.identity.session_id, stale.exp, now).await?;
                 self.gate.put(key, entry.clone());
                 entry
             }
@@ -149,7 +159,7 @@ impl Auth {
                     .verify(token, now.div_euclid(1_000_000))
                     .map_err(|e| token_refused(&e))?;
                 let entry = self.load(&claims.session, claims.exp, now).await?;
-                if entry.row.user_name != claims.sub {
+                if entry.identity.user_name != claims.sub {
                     return Err(unauthorized("The token does not match its session."));
                 }
                 self.gate.put(key, entry.clone());
@@ -163,7 +173,7 @@ impl Auth {
                 "Missing CSRF token: send ?csrf=<csrf> or the header X-CSRF-Token: <csrf>, with the csrf from sign-in.".into(),
             )
         })?;
-        if !bool::from(csrf.as_bytes().ct_eq(entry.row.csrf.as_bytes())) {
+        if !bool::from(csrf.as_bytes().ct_eq(entry.state.csrf.as_bytes())) {
             return Err(ApiError::Forbidden(
                 "The CSRF token does not belong to this session: send the csrf returned with this jwt.".into(),
             ));
@@ -173,30 +183,42 @@ impl Auth {
     }
 
     async fn load(&self, session_id: &str, exp: i64, now: Micros) -> Result<Arc<Entry>, ApiError> {
-        let row = self
+        let SessionRow {
+            id,
+            user_id,
+            csrf,
+            created_at,
+            last_used_at,
+            ended_at,
+            user_name,
+            org_uid,
+            disabled,
+        } = self
             .store
             .session(session_id)
             .await?
             .ok_or_else(|| unauthorized("The session of this token does not exist."))?;
         let identity = Arc::new(Identity {
-            session_id: row.id.clone(),
-            user_id: row.user_id,
-            user_name: row.user_name.clone(),
-            org_uid: row.org_uid.clone(),
-            roles: self.store.user_roles(row.user_id).await?,
+            session_id: id,
+            user_id,
+            user_name,
+            org_uid,
+            roles: self.store.user_roles(user_id).await?,
         });
-        let last_used = AtomicI64::new(row.last_used_at);
+        let state =
+            SessionState { csrf, created_at, last_used_at, ended: ended_at.is_some(), disabled };
+        let last_used = AtomicI64::new(last_used_at);
         let refreshing = AtomicBool::new(false);
-        Ok(Arc::new(Entry { exp, row, identity, fetched_at: now, last_used, refreshing }))
+        Ok(Arc::new(Entry { exp, state, identity, fetched_at: now, last_used, refreshing }))
     }
 
     fn check_live(&self, entry: &Entry, now: Micros) -> Result<Principal, ApiError> {
-        let row = &entry.row;
+        let row = &entry.state;
         let idle = micros(self.config.session.idle_timeout.0);
         let expires_at = (row.created_at + micros(self.config.session.max_lifetime.0))
             .min(entry.exp.saturating_mul(1_000_000));
         let last_used = entry.last_used.load(Ordering::Relaxed).max(row.last_used_at);
-        let refusal = if row.ended_at.is_some() {
+        let refusal = if row.ended {
             Some("The session has ended (signed out or revoked).")
         } else if row.disabled {
             Some("The session's user is disabled.")
@@ -222,23 +244,23 @@ impl Auth {
     async fn touch(&self, entry: &Entry, now: Micros) -> Result<(), ApiError> {
         let previous = entry.last_used.fetch_max(now, Ordering::Relaxed);
         let interval = (micros(self.config.session.idle_timeout.0) / 10).clamp(1, 5_000_000);
-        let stored = entry.row.last_used_at;
+        let stored = entry.state.last_used_at;
         if now - stored >= interval && previous - stored < interval {
-            self.store.touch_session(&entry.row.id, now).await?;
+            self.store.touch_session(&entry.identity.session_id, now).await?;
         }
         Ok(())
     }
 
     /// Drops a session from this process's memory at once.
     pub fn forget_session(&self, session_id: &str) {
-        self.gate.remove_where(|entry| entry.row.id == session_id);
+        self.gate.remove_where(|entry| entry.identity.session_id == session_id);
     }
 
     /// Acts on a change notice from the database: forget what it touches.
     pub fn apply_change(&self, change: &Change) {
         match change {
             Change::Session(id) => self.forget_session(id),
-            Change::User(id) => self.gate.remove_where(|entry| entry.row.user_id == *id),
+            Change::User(id) => self.gate.remove_where(|entry| entry.identity.user_id == *id),
             Change::Keys => {}
             Change::Missed => self.gate.remove_where(|_| true),
         }
