@@ -55,12 +55,16 @@ struct Ring {
     verifying: HashMap<String, Verifier>,
     /// Kids in the order they were made.
     order: Vec<String>,
+    /// The time this ring was built for.
+    built_at: Micros,
 }
 
 /// The key ring, refreshed from the database.
 #[derive(Clone)]
 pub struct KeyRing {
     ring: Arc<RwLock<Arc<Ring>>>,
+    /// Serializes refreshes, so a slow one cannot undo a newer one.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
     issuer: Arc<str>,
     max_lifetime: Micros,
 }
@@ -89,12 +93,20 @@ pub fn new_key(now: Micros) -> Result<KeyRow> {
 impl KeyRing {
     /// A ring for tokens issued by `issuer` that live at most `max_lifetime`.
     pub fn new(issuer: &str, max_lifetime: Micros) -> Self {
-        Self { ring: Arc::default(), issuer: issuer.into(), max_lifetime }
+        Self {
+            ring: Arc::default(),
+            refreshing: Arc::default(),
+            issuer: issuer.into(),
+            max_lifetime,
+        }
     }
 
     /// Reloads the ring from the database, creating the first key if there
     /// is none.
     pub async fn refresh(&self, store: &Store, now: Micros) -> Result<()> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        // Time never runs backwards for the ring, whoever computed `now` first.
+        let now = now.max(self.current().built_at);
         let mut rows = store.keys().await?;
         if rows.is_empty() {
             store.add_key(&new_key(now)?).await?;
@@ -170,7 +182,7 @@ impl KeyRing {
 /// a token it signed may still be live, i.e. until `max_lifetime` after its
 /// successor appeared.
 fn build(rows: &[KeyRow], now: Micros, max_lifetime: Micros) -> Result<Ring> {
-    let mut ring = Ring::default();
+    let mut ring = Ring { built_at: now, ..Ring::default() };
     for (i, row) in rows.iter().enumerate() {
         let superseded_at = rows.get(i + 1).map(|next| next.created_at);
         if superseded_at.is_some_and(|at| at + max_lifetime < now) {
