@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod query;
 pub mod store;
 
 use std::net::SocketAddr;

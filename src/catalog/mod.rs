@@ -14,7 +14,7 @@ use crate::config::{AttributeConfig, Config, DatasourceConfig, Operation};
 use crate::error::ApiError;
 
 pub use schema::sync_tables;
-pub use types::AttrType;
+pub use types::{AttrType, Family};
 
 /// The four WHO attributes every datasource has, with their columns.
 pub const WHO: [(&str, &str, AttrType); 4] = [

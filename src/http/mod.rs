@@ -1,6 +1,7 @@
 //! HTTP only: the router, the extractors and the handlers. Everything below
 //! this module is free of axum.
 
+mod api;
 mod extract;
 mod handlers;
 
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.auth.config.max_body.0;
     Router::new()
         .route("/v1/auth", post(handlers::sign_in))
+        .route("/v1/api", post(api::api))
         .route("/v1/signout", post(handlers::sign_out))
         .route("/v1/status", get(handlers::status))
         .route("/.well-known/jwks.json", get(handlers::jwks))

@@ -10,6 +10,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod data;
 mod gate;
 mod instances;
 mod seed_client;
