@@ -111,7 +111,7 @@ impl<'a> Db<'a> {
 /// error rolls everything back.
 pub async fn execute(store: &Store, plan: &Plan, stamp: &Stamp) -> Result<Vec<u8>, ApiError> {
     let mut db = Db::open(store, plan).await.map_err(|e| db_error(e, "the request"))?;
-    let mut out = Vec::with_capacity(4096);
+    let mut out = Vec::with_capacity(16 * 1024);
     out.extend_from_slice(br#"{"status":"OK","data":{"#);
     for (n, alias) in plan.aliases.iter().enumerate() {
         if n > 0 {
@@ -154,7 +154,20 @@ async fn run_query(
         if r > 0 {
             out.push(b',');
         }
-        write_row(out, ds, &query.columns, &rows, r, "Q").map_err(|e| db_error(e, &at()))?;
+        match &rows {
+            Rows::Sqlite(list) => {
+                let packed: &str = list[r].try_get(0).map_err(|e| db_error(e, &at()))?;
+                let cells = sql::unpack(packed).map_err(|e| {
+                    ApiError::Internal(anyhow::anyhow!("{}: a packed row is not JSON: {e}", at()))
+                })?;
+                let cell = |c: usize| Ok(cells.get(c).and_then(|cell| cell.0.as_deref()));
+                write_cells(out, ds, &query.columns, cell, "Q").map_err(|e| db_error(e, &at()))?;
+            }
+            Rows::Pg(_) => {
+                write_row(out, ds, &query.columns, &rows, r, "Q")
+                    .map_err(|e| db_error(e, &at()))?;
+            }
+        }
     }
     out.extend_from_slice(
         format!(r#"],"queryElapsed":{elapsed},"rowsFetched":{}}}"#, rows.len()).as_bytes(),
@@ -170,12 +183,23 @@ fn write_row(
     r: usize,
     rs: &str,
 ) -> Result<(), sqlx::Error> {
+    write_cells(out, ds, columns, |c| rows.cell(r, c), rs)
+}
+
+/// Writes one row object from its cells' texts, then `"_rs"`.
+fn write_cells<'a>(
+    out: &mut Vec<u8>,
+    ds: &Datasource,
+    columns: &[usize],
+    cell: impl Fn(usize) -> Result<Option<&'a str>, sqlx::Error>,
+    rs: &str,
+) -> Result<(), sqlx::Error> {
     out.push(b'{');
     for (c, &i) in columns.iter().enumerate() {
         let attr = &ds.attributes[i];
         write_str(out, &attr.code);
         out.push(b':');
-        write_cell(out, attr.kind, rows.cell(r, c)?);
+        write_cell(out, attr.kind, cell(c)?);
         out.push(b',');
     }
     out.extend_from_slice(br#""_rs":""#);

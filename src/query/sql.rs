@@ -146,13 +146,23 @@ pub struct Select<'a> {
     pub limit: u32,
 }
 
-/// `SELECT ... FROM table WHERE ... ORDER BY ... LIMIT ? OFFSET ?`.
+/// `SELECT ... FROM table WHERE ... ORDER BY ... LIMIT n OFFSET m`. On
+/// SQLite the selected columns come packed as one `json_array(...)` of their
+/// texts per row (see [`unpack`]); on PostgreSQL as columns.
 pub fn select(plan: &Select<'_>, backend: Backend) -> Built {
     let ds = plan.ds;
     let mut q = Query::select();
     q.from(ds.table.clone());
-    for &i in plan.columns {
-        q.expr(read_expr(&ds.attributes[i], backend));
+    let columns = plan.columns.iter().map(|&i| read_expr(&ds.attributes[i], backend));
+    match backend {
+        // One packed cell per row: sqlx copies every SQLite value it reads
+        // with SQLite's allocator, and that per-cell cost dominated a query.
+        Backend::Sqlite => {
+            q.expr(Func::cust("json_array").args(columns));
+        }
+        Backend::Postgres => {
+            q.exprs(columns);
+        }
     }
     if let Some(cond) = where_expr(plan.filter, ds, backend) {
         q.and_where(cond);
@@ -178,13 +188,26 @@ pub fn select(plan: &Select<'_>, backend: Backend) -> Built {
             q.order_by_expr_with_nulls(e, order, nulls);
         }
     }
-    // Both are bounded far below i64::MAX by the parser, which sea-query-sqlx needs.
-    q.limit(u64::from(plan.limit));
+    // Limit and offset are numbers checked by the parser, written into the
+    // text rather than bound: SQLite (built with STAT4) re-prepares a
+    // statement whose bound LIMIT changed the plan's cost estimate, which
+    // cost more than the query itself.
+    let (mut sql, values) = build(&q, backend);
+    sql.push_str(&format!(" LIMIT {}", plan.limit));
     if plan.offset > 0 {
-        q.offset(plan.offset);
+        sql.push_str(&format!(" OFFSET {}", plan.offset));
     }
-    build(&q, backend)
+    (sql, values)
 }
+
+/// The cells of one packed SQLite row, as the texts `read_expr` gives.
+pub fn unpack(packed: &str) -> Result<Vec<Cell<'_>>, serde_json::Error> {
+    serde_json::from_str(packed)
+}
+
+/// One cell of a packed row: borrowed from the row unless it had escapes.
+#[derive(Debug, serde::Deserialize)]
+pub struct Cell<'a>(#[serde(borrow)] pub Option<std::borrow::Cow<'a, str>>);
 
 fn returning(
     ds: &Datasource,
