@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use tessera::auth::signin::SignedIn;
 use tessera::auth::tokens::new_key;
 use tessera::config::Config;
 use tessera::store::Store;
@@ -235,4 +236,45 @@ async fn terminated_connections_are_replaced(a: TestApp) {
 #[tokio::test(flavor = "multi_thread")]
 async fn terminated_postgresql_connections_are_replaced() {
     run(Backend::Postgres, no_changes, terminated_connections_are_replaced).await;
+}
+
+const PEOPLE: &str = r#"
+[datasources.People]
+table = "people"
+[datasources.People.attributes]
+id   = { type = "Integer", primary_key = true, generated = true }
+name = { type = "String", required = true }
+[roles.editor]
+People = ["query", "insert"]
+"#;
+
+fn people(config: &mut Config) {
+    let parsed = Config::parse(PEOPLE).unwrap();
+    config.datasources = parsed.datasources;
+    config.roles = parsed.roles;
+}
+
+/// `POST /v1/api` on `server` with a session's JWT and CSRF token.
+async fn api(server: &Server, session: &SignedIn, body: serde_json::Value) -> serde_json::Value {
+    let path = format!("/v1/api?csrf={}", session.csrf);
+    let bearer = format!("Bearer {}", session.jwt);
+    let response = server.post(&path, &[("Authorization", &bearer)], Some(&body.to_string())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+both_backends!(a_row_written_on_one_instance_is_read_on_the_other, config = people);
+async fn a_row_written_on_one_instance_is_read_on_the_other(a: TestApp) {
+    let b = a.another_instance().await;
+    a.add_user("steve", "cloudio", "pw", &["editor"]).await;
+    let session = a.sign_in_ok("steve", "pw").await;
+    let insert = serde_json::json!({"p": {"ds": "People", "data": [{"_rs": "I", "name": "Ada"}]}});
+    let written = api(&a.server, &session, insert).await;
+    let id = written["data"]["p"]["data"][0]["id"].clone();
+    let query = serde_json::json!({"p": {"ds": "People", "query": {"filter": [{"name": {"is": "Ada"}}], "limit": 10}}});
+    let read = api(&b, &session, query).await;
+    let rows = read["data"]["p"]["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["id"], id);
+    assert_eq!(rows[0]["createdBy"], "steve");
 }
