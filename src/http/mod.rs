@@ -96,7 +96,8 @@ pub(crate) fn too_large(max: usize) -> ApiError {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound(
-        "No such endpoint. See GET /v1/openapi.json for the ones this server has.".into(),
+        "No such endpoint. This server has POST /v1/auth, POST /v1/api, GET /v1/status, POST /v1/signout, GET /.well-known/jwks.json, GET /healthz and GET /readyz."
+            .into(),
     )
 }
 
