@@ -261,6 +261,7 @@ async fn serve(mut config: Config, demo: bool, database_given: bool) -> Result<(
     if demo {
         let password = random_password()?;
         demo_account(&state.auth.store, &state.auth.hasher, &password, clock.now()).await?;
+        demo_rows(&state, clock.now()).await?;
         println!("demo service account: org cloudio, user steve, password {password} (shown once)");
         println!("sign in with:");
         println!(
@@ -289,6 +290,39 @@ async fn demo_account(store: &Store, hasher: &Hasher, password: &str, now: i64) 
         roles: &[DEMO_ROLE.into()],
     };
     store.add_user(&user, now).await
+}
+
+/// The demo's employees, inserted when the table is empty.
+const DEMO_ROWS: &str = r#"{"e":{"ds":"Employees","data":[
+  {"_rs":"I","name":"Ada Lovelace","email":"ada@cloudio.io","salary":9200.50,"active":"Y","hireDate":"2021-03-01"},
+  {"_rs":"I","name":"Grace Hopper","email":"grace@cloudio.io","salary":8700,"active":"Y","hireDate":"2019-11-15"},
+  {"_rs":"I","name":"Alan Turing","email":"alan@cloudio.io","salary":8100.25,"active":"N","hireDate":"2020-06-23"},
+  {"_rs":"I","name":"Edsger Dijkstra","email":"edsger@cloudio.io","salary":7800,"active":"Y","hireDate":"2022-05-11"},
+  {"_rs":"I","name":"Barbara Liskov","email":"barbara@cloudio.io","salary":9900,"active":"Y","hireDate":"2018-11-07"}
+]}}"#;
+
+/// Seeds the demo's `Employees` through the same path as `POST /v1/api`,
+/// when the table is empty.
+async fn demo_rows(state: &crate::http::AppState, now: i64) -> Result<()> {
+    let stamp = crate::query::Stamp { user: "steve".into(), now: iso8601(now) };
+    let probe = demo_api(state, r#"{"e":{"ds":"Employees","query":{"limit":1}}}"#, &stamp).await?;
+    if probe["data"]["e"]["rowsFetched"] == 0 {
+        demo_api(state, DEMO_ROWS, &stamp).await?;
+    }
+    Ok(())
+}
+
+async fn demo_api(
+    state: &crate::http::AppState,
+    body: &str,
+    stamp: &crate::query::Stamp,
+) -> Result<serde_json::Value> {
+    let plan = crate::query::parse_and_plan(body.as_bytes(), &state.catalog, 1000)
+        .map_err(|e| anyhow!("demo data: {}", e.message()))?;
+    let out = crate::query::execute(&state.auth.store, &plan, stamp)
+        .await
+        .map_err(|e| anyhow!("demo data: {}", e.message()))?;
+    serde_json::from_slice(&out).context("demo data: unreadable answer")
 }
 
 fn random_password() -> Result<String> {

@@ -502,6 +502,19 @@ async fn serve_demo_prints_a_curl_line_that_signs_in_as_steve(db: TestDb) {
     let status =
         client.get(format!("{base}/v1/status?csrf={csrf}")).bearer_auth(jwt).send().await.unwrap();
     assert_eq!(status.status(), StatusCode::OK);
+    // The demo's Employees datasource has rows that steve may query.
+    let employees = client
+        .post(format!("{base}/v1/api?csrf={csrf}"))
+        .bearer_auth(jwt)
+        .body(r#"{"e":{"ds":"Employees","query":{"sort":{"name":1},"limit":50}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(employees.status(), StatusCode::OK);
+    let employees: serde_json::Value = employees.json().await.unwrap();
+    let rows = employees["data"]["e"]["data"].as_array().unwrap();
+    assert!(rows.len() >= 3, "the demo ships a few rows: {employees}");
+    assert_eq!(rows[0]["name"], "Ada Lovelace");
     let wrong = client
         .post(format!("{base}/v1/auth"))
         .header("Authorization", token("steve", "Wrong-Pa55word-91c2"))
