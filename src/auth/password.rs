@@ -1,15 +1,14 @@
 //! Password hashing with argon2id (design §4.1). Hashing never runs on the
-//! async workers: it runs on blocking threads, at most one per core at once,
-//! and a bounded queue answers "busy" instead of piling up work for clients
-//! that may already have given up.
+//! async workers: it runs on one thread per core, and a bounded queue
+//! answers "busy" instead of piling up work for clients that may already
+//! have given up.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::TrySendError;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
-use tokio::sync::Semaphore;
 
 use crate::config::PasswordConfig;
 
@@ -32,13 +31,21 @@ pub enum HashError {
     Failed(#[from] anyhow::Error),
 }
 
+/// A password check waiting for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
 /// Hashes and verifies passwords with the configured argon2id parameters.
+///
+/// Checks run on a fixed set of threads, one per core, fed by a bounded
+/// queue: never on the async workers, never more at once than there are
+/// cores, and never on a growing crowd of blocking threads (each would keep
+/// its own allocator arena holding an argon2 block of `memory_kib`). A full
+/// queue answers [`HashError::Busy`]; a check whose caller has gone away is
+/// skipped when its turn comes.
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
-    permits: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    queue: std::sync::mpsc::SyncSender<Job>,
     /// Verified against when the user does not exist, so that an unknown
     /// user costs as much as a wrong password.
     dummy: Arc<str>,
@@ -51,19 +58,35 @@ impl std::fmt::Debug for Hasher {
 }
 
 impl Hasher {
-    /// A hasher for these parameters, with one concurrent hash per core.
+    /// A hasher for these parameters, with one hashing thread per core and
+    /// room for 64 waiting checks per core.
     pub fn new(config: &PasswordConfig) -> Result<Self> {
         let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
             .map_err(|e| anyhow!("invalid [password] parameters: {e}"))?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let dummy = hash_with(&params, "tessera dummy password for unknown users")?;
-        Ok(Self {
-            params,
-            permits: Arc::new(Semaphore::new(cores)),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            max_waiting: cores * 64,
-            dummy: dummy.into(),
-        })
+        let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(cores * 64);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for n in 0..cores {
+            let jobs = Arc::clone(&jobs);
+            std::thread::Builder::new()
+                .name(format!("tessera-hash-{n}"))
+                .spawn(move || {
+                    // Ends when every Hasher (every sender) is gone.
+                    loop {
+                        let next = match jobs.lock() {
+                            Ok(jobs) => jobs.recv(),
+                            Err(_) => return,
+                        };
+                        match next {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .context("starting a password hashing thread")?;
+        }
+        Ok(Self { params, queue, dummy: dummy.into() })
     }
 
     /// Hashes a password (blocking; for the CLI and for tests).
@@ -72,47 +95,41 @@ impl Hasher {
     }
 
     /// Checks `password` against `stored`, or against a dummy hash when
-    /// there is no stored hash, on a blocking thread behind the semaphore.
+    /// there is no stored hash, on a hashing thread.
     pub async fn verify(
         &self,
         password: String,
         stored: Option<String>,
     ) -> Result<Verdict, HashError> {
-        let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
-        let _queued = Dequeue(&self.waiting);
-        if queued >= self.max_waiting {
-            return Err(HashError::Busy);
-        }
-        let permit = self.permits.clone().acquire_owned().await.map_err(|e| anyhow!(e))?;
+        let (reply, verdict) = tokio::sync::oneshot::channel();
         let params = self.params.clone();
         let dummy = self.dummy.clone();
-        let verdict = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let known = stored.is_some();
-            let hash = stored.as_deref().unwrap_or(&dummy);
-            let right = verify_with(hash, &password)? && known;
-            if !right {
-                return Ok(Verdict::Wrong);
+        let job: Job = Box::new(move || {
+            if reply.is_closed() {
+                return; // The caller gave up while waiting: save the hash.
             }
-            let rehash = if uses_params(hash, &params) {
-                None
-            } else {
-                Some(hash_with(&params, &password)?)
-            };
-            anyhow::Ok(Verdict::Right { rehash })
-        })
-        .await
-        .context("password check task failed")??;
+            let _ = reply.send(check(&params, &password, stored.as_deref(), &dummy));
+        });
+        self.queue.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => HashError::Busy,
+            TrySendError::Disconnected(_) => {
+                HashError::Failed(anyhow!("the password hashing threads stopped"))
+            }
+        })?;
+        let verdict = verdict.await.context("a password check was dropped")??;
         Ok(verdict)
     }
 }
 
-struct Dequeue<'a>(&'a AtomicUsize);
-
-impl Drop for Dequeue<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+/// One password check, on a hashing thread.
+fn check(params: &Params, password: &str, stored: Option<&str>, dummy: &str) -> Result<Verdict> {
+    let hash = stored.unwrap_or(dummy);
+    let right = verify_with(hash, password)? && stored.is_some();
+    if !right {
+        return Ok(Verdict::Wrong);
     }
+    let rehash = if uses_params(hash, params) { None } else { Some(hash_with(params, password)?) };
+    Ok(Verdict::Right { rehash })
 }
 
 fn argon2(params: &Params) -> Argon2<'static> {
@@ -127,7 +144,8 @@ fn hash_with(params: &Params, password: &str) -> Result<String> {
 }
 
 /// Whether `password` matches the PHC string `hash`; a malformed stored hash
-/// is an error, not a mismatch.
+/// is an error, not a mismatch. The parameters come from `hash` itself, so
+/// the default instance checks hashes made with any parameters.
 fn verify_with(hash: &str, password: &str) -> Result<bool> {
     let parsed =
         PasswordHash::new(hash).map_err(|e| anyhow!("stored password hash is malformed: {e}"))?;
