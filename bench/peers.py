@@ -64,16 +64,16 @@ def install_directus(cache: Path) -> tuple[Path, Path]:
     return node, cli
 
 
-def make_sqlite(path: Path, rows):
+def make_sqlite(path: Path, rows, B):
+    """datasette's file: the same table shape as tessera's SQLite `employees`
+    (no index on `dept`), the same rows."""
     con = sqlite3.connect(path)
     con.execute("""CREATE TABLE employees (
-        emp_id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, salary NUMERIC,
+        emp_id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, dept TEXT, salary NUMERIC,
         active TEXT DEFAULT 'Y', email_address TEXT,
         created_by TEXT, creation_date TEXT, last_updated_by TEXT, last_update_date TEXT)""")
-    now = "2026-01-01T00:00:00.000000Z"
-    con.executemany("INSERT INTO employees (name, salary, active, email_address, created_by, creation_date, "
-                    "last_updated_by, last_update_date) VALUES (?, ?, ?, ?, 'bench', ?, 'bench', ?)",
-                    [(r["name"], r["salary"], r["active"], r["email"], now, now) for r in rows])
+    con.executemany(f"INSERT INTO employees ({', '.join(B.EMPLOYEE_COLUMNS)}) VALUES "
+                    f"({', '.join('?' * len(B.EMPLOYEE_COLUMNS))})", B.seed_tuples(rows))
     con.commit()
     con.close()
 
@@ -113,7 +113,7 @@ def datasette(ctx, B, rows):
     d = ctx["tmp"] / "datasette"
     d.mkdir()
     db = d / "emp.db"
-    make_sqlite(db, rows)
+    make_sqlite(db, rows, B)
     port = B.free_port()
     log = open(d / "datasette.log", "wb")
     cmd = [str(exe), "serve", str(db), "--host", "127.0.0.1", "--port", str(port)]
@@ -121,13 +121,13 @@ def datasette(ctx, B, rows):
     B.record_command("datasette serve emp.db --host 127.0.0.1 --port $PORT")
     try:
         wait_http(port, "/-/versions.json", 60, proc, B)
-        path = "/emp/employees.json?salary__gt=5000&_size=50&_shape=array"
+        path = f"/emp/employees.json?dept={B.QUERY_DEPT}&_size=50&_shape=array"
         status, body = B.http_get(port, path)
         got = json.loads(body)
-        if status != 200 or len(got) != 50:
+        if status != 200 or len(got) != 50 or any(r["dept"] != B.QUERY_DEPT for r in got):
             raise RuntimeError(f"datasette query gave {status} with {len(got)} rows")
         rps, p99, runs = measure_get(B, f"http://127.0.0.1:{port}{path}")
-        B.figure("peer", "datasette: same query (salary > 5000, 50 of 10,000), `_shape=array`", rps, "req/s",
+        B.figure("peer", f"datasette: same query (dept = {B.QUERY_DEPT}, 50 of 10,000), `_shape=array`", rps, "req/s",
                  detail=f"runs {', '.join(f'{x:,.0f}' for x in runs)}; p99 {p99:.1f} ms; no sign-in (datasette has none)")
         return rps
     finally:
@@ -136,26 +136,43 @@ def datasette(ctx, B, rows):
 
 
 class Directus:
-    def __init__(self, ctx, B):
-        self.B = B
+    """One Directus instance over its own SQLite file, or over a fresh database
+    on the same PostgreSQL server that tessera's S5 uses (`pg_db`)."""
+
+    def __init__(self, ctx, B, pg_db: str | None = None):
+        self.B, self.pg_db = B, pg_db
         self.node, self.cli = install_directus(B.CACHE)
         self.version = json.loads((self.cli.parent / "package.json").read_text())["version"]
         self.node_version = sh([str(self.node), "--version"]).stdout.strip()
         B.VERSIONS["Directus"] = f"{self.version} on Node {self.node_version}"
-        self.dir = ctx["tmp"] / "directus"
+        self.dir = ctx["tmp"] / ("directus-pg" if pg_db else "directus")
         self.dir.mkdir()
         self.port = B.free_port()
         self.proc = None
         self.env = {
             **os.environ,
             "HOST": "127.0.0.1", "PORT": str(self.port), "PUBLIC_URL": f"http://127.0.0.1:{self.port}",
-            "DB_CLIENT": "sqlite3", "DB_FILENAME": str(self.dir / "directus.db"),
             "SECRET": "tessera-bench-secret-0123456789abcdef0123456789",
             "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD,
             "LOG_LEVEL": "warn", "TELEMETRY": "false", "RATE_LIMITER_ENABLED": "false",
             "EXTENSIONS_PATH": str(self.dir / "extensions"), "STORAGE_LOCAL_ROOT": str(self.dir / "uploads"),
             "NODE_ENV": "production",
+            # Its load shedding answers 503 "Under pressure" when the event loop
+            # lags, which on 2 shared cores happens even during setup; off, so
+            # that every request is answered.
+            "PRESSURE_LIMITER_ENABLED": "false",
         }
+        if pg_db:
+            u = urllib.parse.urlparse(B.PG)
+            self.env.update({"DB_CLIENT": "pg", "DB_HOST": u.hostname or "127.0.0.1", "DB_PORT": str(u.port or 5432),
+                             "DB_DATABASE": pg_db, "DB_USER": u.username or "postgres",
+                             "DB_PASSWORD": u.password or ""})
+        else:
+            self.env.update({"DB_CLIENT": "sqlite3", "DB_FILENAME": str(self.dir / "directus.db")})
+
+    @property
+    def kind(self):
+        return "PostgreSQL" if self.pg_db else "SQLite"
 
     def run(self, *args):
         return sh([str(self.node), str(self.cli), *args], env=self.env, cwd=self.dir)
@@ -194,6 +211,19 @@ class Directus:
     def login(self, email, password):
         return self.call("POST", "/auth/login", {"email": email, "password": password})["data"]["access_token"]
 
+    def seed(self, rows):
+        """The same rows, straight into Directus's own table (no WHO columns:
+        Directus has its own user/date fields only when asked for)."""
+        cols = ("name", "dept", "salary", "active", "email_address")
+        tuples = [(r["name"], r["dept"], r["salary"], r["active"], r["email"]) for r in rows]
+        if self.pg_db:
+            self.B.seed_postgres(self.pg_db, "employees", cols, tuples, self.dir)
+        else:
+            con = sqlite3.connect(self.dir / "directus.db", timeout=30)
+            con.executemany(f"INSERT INTO employees ({', '.join(cols)}) VALUES (?, ?, ?, ?, ?)", tuples)
+            con.commit()
+            con.close()
+
     def setup(self, rows):
         self.run("bootstrap")
         self.start(freeze=False)
@@ -204,14 +234,12 @@ class Directus:
                 {"field": "emp_id", "type": "integer", "meta": {"hidden": True},
                  "schema": {"is_primary_key": True, "has_auto_increment": True}},
                 {"field": "name", "type": "string", "schema": {"is_nullable": False}},
+                {"field": "dept", "type": "string"},
                 {"field": "salary", "type": "decimal", "schema": {"numeric_precision": 12, "numeric_scale": 2}},
                 {"field": "active", "type": "string", "schema": {"default_value": "Y"}},
                 {"field": "email_address", "type": "string"},
             ]}, admin)
-        for k in range(0, len(rows), 1000):
-            self.call("POST", "/items/employees",
-                      [{"name": r["name"], "salary": r["salary"], "active": r["active"], "email_address": r["email"]}
-                       for r in rows[k:k + 1000]], admin)
+        self.seed(rows)
         policy = self.call("POST", "/policies", {"name": "bench reader", "admin_access": False,
                                                  "app_access": False, "icon": "badge"}, admin)["data"]["id"]
         self.call("POST", "/permissions", {"policy": policy, "collection": "employees", "action": "read",
@@ -226,78 +254,167 @@ class Directus:
         self.call("PATCH", "/settings", {"auth_login_attempts": 1_000_000}, admin)
         self.stop()
 
+    def query(self, fid):
+        token = self.login("reader01@example.com", ADMIN_PASSWORD)
+        q = urllib.parse.urlencode({"filter[dept][_eq]": self.B.QUERY_DEPT, "limit": "50"})
+        path = f"/items/employees?{q}"
+        got = self.call("GET", path, token=token)["data"]
+        if len(got) != 50 or any(r["dept"] != self.B.QUERY_DEPT for r in got):
+            raise RuntimeError(f"Directus query gave {len(got)} rows")
+        rps, p99, runs = measure_get(self.B, f"http://127.0.0.1:{self.port}{path}", env={"BENCH_JWT": token},
+                                     note="BENCH_JWT=$DIRECTUS_ACCESS_TOKEN")
+        self.B.figure("peer", f"Directus ({fid}): same query on {self.kind} (filter[dept][_eq]={self.B.QUERY_DEPT}, "
+                              "limit 50), signed-in reader role", rps, "req/s",
+                      detail=f"runs {', '.join(f'{x:,.0f}' for x in runs)}; p99 {p99:.1f} ms; "
+                             f"{self.kind}, CACHE_SCHEMA_FREEZE_ENABLED=true")
+        return rps
 
-def directus(ctx, B, rows):
-    d = Directus(ctx, B)
-    B.log(f"peers: Directus {d.version} on Node {d.node_version}: bootstrapping")
+
+def directus(ctx, B, rows, pg_db=None):
+    d = Directus(ctx, B, pg_db)
+    B.log(f"peers: Directus {d.version} on Node {d.node_version} over {d.kind}: bootstrapping")
     d.setup(rows)
     d.start(freeze=True)
-    B.record_command(f"node directus/cli.js start   # Directus {d.version}, DB_CLIENT=sqlite3, "
-                     "CACHE_SCHEMA_FREEZE_ENABLED=true, LOG_LEVEL=warn, NODE_ENV=production")
+    B.record_command(f"node directus/cli.js start   # Directus {d.version}, DB_CLIENT={d.env['DB_CLIENT']}, "
+                     "CACHE_SCHEMA_FREEZE_ENABLED=true, RATE_LIMITER_ENABLED=false, PRESSURE_LIMITER_ENABLED=false, "
+                     "LOG_LEVEL=warn, NODE_ENV=production")
     try:
-        token = d.login("reader01@example.com", ADMIN_PASSWORD)
-        q = urllib.parse.urlencode({"filter[salary][_gt]": "5000", "limit": "50"})
-        path = f"/items/employees?{q}"
-        got = d.call("GET", path, token=token)["data"]
-        if len(got) != 50:
-            raise RuntimeError(f"Directus query gave {len(got)} rows")
-        rps, p99, runs = measure_get(B, f"http://127.0.0.1:{d.port}{path}", env={"BENCH_JWT": token},
-                                     note="BENCH_JWT=$DIRECTUS_ACCESS_TOKEN")
-        B.figure("peer", "Directus: same query (filter salary _gt 5000, limit 50), signed-in reader role", rps,
-                 "req/s", detail=f"runs {', '.join(f'{x:,.0f}' for x in runs)}; p99 {p99:.1f} ms; "
-                                 "SQLite, CACHE_SCHEMA_FREEZE_ENABLED=true")
+        rps = d.query("S5" if pg_db else "S4") if B.want("S5" if pg_db else "S4") else None
+        logins = None
+        if not pg_db and B.want("S7"):
+            logins = directus_logins(ctx, B, d)
+        return rps, logins
+    finally:
+        d.stop()
 
-        # S7: logins/s at Directus's own default hashing, 16 connections, 16 accounts.
-        hash_ = sqlite3.connect(d.dir / "directus.db").execute(
-            "SELECT password FROM directus_users WHERE email = 'reader01@example.com'").fetchone()[0]
-        params = hash_.split("$")[3] if hash_.count("$") >= 4 else "?"
-        bodies = ctx["tmp"] / "directus_logins.txt"
-        bodies.write_text("".join(json.dumps({"email": f"reader{i:02d}@example.com", "password": ADMIN_PASSWORD})
-                                  + "\n" for i in range(1, READERS + 1)))
-        rates, codes_all = [], {}
-        for _ in range(B.ARGS.runs):
-            r = B.wrk(f"http://127.0.0.1:{d.port}/auth/login", connections=16, script="post_lines.lua",
-                      env={"BENCH_BODIES_FILE": str(bodies), "BENCH_PATH": "/auth/login",
-                           "BENCH_THREADS": str(B.WRK_THREADS)},
-                      env_note="BENCH_BODIES_FILE=directus_logins.txt BENCH_PATH=/auth/login")
+
+S7_CONNECTIONS = 4
+
+
+def s7_duration(B):
+    return max(3 * B.ARGS.duration, 15)
+
+
+def directus_logins(ctx, B, d):
+    """S7: logins/s at Directus's own default hashing, 4 connections over 16 accounts."""
+    hash_ = sqlite3.connect(d.dir / "directus.db").execute(
+        "SELECT password FROM directus_users WHERE email = 'reader01@example.com'").fetchone()[0]
+    params = hash_.split("$")[3] if hash_.count("$") >= 4 else "?"
+    stall = d.env.get("LOGIN_STALL_TIME", "500 (default)")
+    bodies = ctx["tmp"] / "directus_logins.txt"
+    bodies.write_text("".join(json.dumps({"email": f"reader{i:02d}@example.com", "password": ADMIN_PASSWORD})
+                              + "\n" for i in range(1, READERS + 1)))
+    # One login by hand first: it must work, and it warms Directus up.
+    t0 = time.perf_counter()
+    d.login("reader02@example.com", ADMIN_PASSWORD)
+    one = (time.perf_counter() - t0) * 1000
+    rates, codes_all = [], {}
+    for i in range(B.ARGS.runs):
+        r = B.wrk(f"http://127.0.0.1:{d.port}/auth/login", connections=S7_CONNECTIONS, duration=s7_duration(B),
+                  script="post_lines.lua", latency=True,
+                  env={"BENCH_BODIES_FILE": str(bodies), "BENCH_PATH": "/auth/login",
+                       "BENCH_THREADS": str(B.WRK_THREADS)},
+                  env_note="BENCH_BODIES_FILE=directus_logins.txt BENCH_PATH=/auth/login")
+        js = r.get("json", {})
+        codes = js.get("by_status", {})
+        for k, v in codes.items():
+            codes_all[k] = codes_all.get(k, 0) + v
+        rates.append(codes.get("200", 0) / (js.get("duration_us", 1) / 1e6))
+        B.log(f"S7 Directus run {i + 1}: {rates[-1]:.1f} logins/s, statuses {codes}, p50 {r.get('p50_ms', 0):.0f} ms")
+    if not any(rates):
+        B.NOTES.append(f"Directus logins/s not measured: no 200 from /auth/login in {B.ARGS.runs} runs "
+                       f"(statuses {codes_all})")
+        return None
+    B.figure("peer", f"Directus: logins/s, {S7_CONNECTIONS} connections, {READERS} accounts (its default argon2: "
+                     f"{params})", B.med(rates), "logins/s",
+             detail=f"runs {', '.join(f'{x:.1f}' for x in rates)}; statuses {codes_all}; one login alone "
+                    f"{one:.0f} ms; LOGIN_STALL_TIME {stall} ms pads every login to at least that")
+    return {"rate": B.med(rates), "params": params}
+
+
+def tessera_logins(ctx, B):
+    """S7's other side: tessera sign-ins/s at its default hashing with the same
+    connections and duration as Directus's logins."""
+    srv = ctx["server"]
+    srv.start()
+    try:
+        rates, bad = [], {}
+        for i in range(B.ARGS.runs):
+            r = B.signin_storm(srv, ctx["auth_file"], s7_duration(B), connections=S7_CONNECTIONS)
             js = r.get("json", {})
             codes = js.get("by_status", {})
             for k, v in codes.items():
-                codes_all[k] = codes_all.get(k, 0) + v
+                if k != "200":
+                    bad[k] = bad.get(k, 0) + v
             rates.append(codes.get("200", 0) / (js.get("duration_us", 1) / 1e6))
-        if not any(rates):
-            B.NOTES.append(f"Directus logins/s not measured: no 200 from /auth/login in {B.ARGS.runs} runs "
-                           f"(statuses {codes_all}); its LOGIN_STALL_TIME (500 ms) and 64 MiB x p=4 argon2 may "
-                           "need longer runs or a longer wrk timeout")
-            return rps, None, params
-        B.figure("peer", f"Directus: logins/s, 16 connections, 16 accounts (its default argon2: {params})",
-                 B.med(rates), "logins/s",
-                 detail=f"runs {', '.join(f'{x:.1f}' for x in rates)}; statuses {codes_all}")
-        return rps, B.med(rates), params
+            B.log(f"S7 tessera run {i + 1}: {rates[-1]:.1f} sign-ins/s, statuses {codes}")
     finally:
-        d.stop()
+        srv.stop()
+    B.figure("S7", f"tessera sign-ins/s, {S7_CONNECTIONS} connections, 32 users (argon2id m=19456,t=2,p=1)",
+             B.med(rates), "sign-ins/s", detail=f"runs {', '.join(f'{x:.1f}' for x in rates)}; non-200: {bad or 'none'}")
+    return B.med(rates)
 
 
 def run(ctx, B):
     rows = B.employee_rows()
     results = {}
-    for name, fn in (("datasette", datasette), ("Directus", directus)):
+    jobs = []
+    if B.want("S4"):
+        jobs.append(("datasette", lambda: datasette(ctx, B, rows)))
+    if B.want("S4", "S7"):
+        jobs.append(("Directus", lambda: directus(ctx, B, rows)))
+    if B.want("S5"):
+        why = B.pg_available()
+        if why:
+            B.NOTES.append(f"peer Directus on PostgreSQL not run: {why}")
+        else:
+            def directus_pg():
+                name = f"directus_bench_{os.getpid()}"
+                B.pg_create(name)
+                try:
+                    return directus(ctx, B, rows, pg_db=name)
+                finally:
+                    B.pg_drop(name)
+            jobs.append(("Directus-PostgreSQL", directus_pg))
+    for name, fn in jobs:
         try:
             B.log(f"peers: {name}")
-            results[name] = fn(ctx, B, rows)
+            results[name] = fn()
         except Exception as e:  # a peer that fails must not lose the other figures
             B.NOTES.append(f"peer {name} failed: {e}")
             B.log(f"peer {name} failed: {e}")
+
+    # S4: tessera ÷ the faster peer (both on SQLite).
     s4 = ctx.get("s4")
-    peer_rps = [v for v in (results.get("datasette"), (results.get("Directus") or (None,))[0]) if v]
+    ds = results.get("datasette")
+    dx = (results.get("Directus") or (None, None))[0]
+    peer_rps = {k: v for k, v in (("datasette", ds), ("Directus", dx)) if v}
     if s4 and peer_rps:
-        ratio = s4["rps"] / max(peer_rps)
-        B.figure("S4", "query SQLite: tessera ÷ the faster peer", ratio, "ratio", "≥ 20", ratio >= 20)
-    elif peer_rps:
-        B.NOTES.append("S4 ratio to the peers not computed: tessera's `/v1/api` is not available yet; the peers' "
-                       "figures above are the bar it must clear (20× the faster one).")
-    if results.get("Directus") and results["Directus"][1] and "s2_rate" in ctx:
-        _, logins, params = results["Directus"]
-        B.figure("S7", "sign-ins/s: tessera (argon2id m=19456,t=2,p=1) ÷ Directus logins/s "
-                       f"({params})", ctx["s2_rate"] / logins if logins else None, "ratio",
-                 detail="each at its own default hashing; both 16 connections over 16+ accounts")
+        best = max(peer_rps, key=peer_rps.get)
+        ratio = s4["rps"] / peer_rps[best]
+        B.figure("S4", "query SQLite: tessera ÷ the faster peer", ratio, "ratio", "≥ 20", ratio >= 20,
+                 detail=f"tessera {s4['rps']:,.0f} req/s (p99 {s4['p99']:.1f} ms) ÷ {best} {peer_rps[best]:,.0f} "
+                        "req/s; " + "; ".join(f"÷ {k}: {s4['rps'] / v:,.1f}" for k, v in peer_rps.items()))
+    elif B.want("S4") and peer_rps:
+        B.NOTES.append("S4 ratio to the peers not computed: tessera's S4 was not measured in this run.")
+
+    # S5: tessera ÷ Directus, both on the same PostgreSQL server.
+    s5 = ctx.get("s5")
+    dpg = (results.get("Directus-PostgreSQL") or (None, None))[0]
+    if s5 and dpg:
+        ratio = s5["rps"] / dpg
+        B.figure("S5", "query PostgreSQL: tessera ÷ Directus (same PostgreSQL server)", ratio, "ratio", "≥ 20",
+                 ratio >= 20, detail=f"tessera {s5['rps']:,.0f} req/s (p99 {s5['p99']:.1f} ms) ÷ Directus "
+                                     f"{dpg:,.0f} req/s")
+
+    # S7: sign-ins/s ÷ logins/s, each at its own default hashing.
+    logins = (results.get("Directus") or (None, None))[1]
+    if B.want("S7"):
+        if logins:
+            ours = tessera_logins(ctx, B)
+            B.figure("S7", "sign-ins/s: tessera (argon2id m=19456,t=2,p=1) ÷ Directus logins/s "
+                           f"({logins['params']})", ours / logins["rate"], "ratio",
+                     detail=f"each at its own default hashing; both {S7_CONNECTIONS} connections, "
+                            f"{s7_duration(B)} s runs; Directus also pads each login to LOGIN_STALL_TIME (500 ms)")
+        else:
+            B.NOTES.append("S7 not computed: Directus logins/s was not measured.")

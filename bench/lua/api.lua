@@ -1,5 +1,6 @@
--- POST with a fixed JSON body (S4 query, S6 post): BENCH_PATH (with
--- ?csrf=...), BENCH_BODY_FILE, and the Bearer JWT in BENCH_JWT.
+-- POST with a fixed JSON body (S4/S5 query, S6 post): BENCH_PATH (/v1/api),
+-- BENCH_BODY_FILE, the Bearer JWT in BENCH_JWT and the session's CSRF token
+-- in BENCH_CSRF (sent as X-CSRF-Token; or put ?csrf=... in BENCH_PATH).
 local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
@@ -8,3 +9,5 @@ wrk.path = os.getenv("BENCH_PATH")
 wrk.headers["Content-Type"] = "application/json"
 local jwt = os.getenv("BENCH_JWT")
 if jwt and jwt ~= "" then wrk.headers["Authorization"] = "Bearer " .. jwt end
+local csrf = os.getenv("BENCH_CSRF")
+if csrf and csrf ~= "" then wrk.headers["X-CSRF-Token"] = csrf end
