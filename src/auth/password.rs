@@ -64,7 +64,7 @@ impl Hasher {
         let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
             .map_err(|e| anyhow!("invalid [password] parameters: {e}"))?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let dummy = hash_with(&params, "tessera dummy password for unknown users")?;
+        let dummy = dummy_hash(&params)?;
         let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(cores * 64);
         let jobs = Arc::new(Mutex::new(jobs));
         for n in 0..cores {
@@ -132,6 +132,25 @@ fn check(params: &Params, password: &str, stored: Option<&str>, dummy: &str) -> 
     Ok(Verdict::Right { rehash })
 }
 
+/// A PHC string with the configured parameters and a random salt and
+/// output: checking any password against it costs one full argon2id run and
+/// never matches. Made without hashing, so start-up stays fast and small.
+fn dummy_hash(params: &Params) -> Result<String> {
+    let mut salt = [0u8; 16];
+    let mut output = [0u8; 32];
+    getrandom::fill(&mut salt).map_err(|e| anyhow!("no randomness for the dummy hash: {e}"))?;
+    getrandom::fill(&mut output).map_err(|e| anyhow!("no randomness for the dummy hash: {e}"))?;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        base64::Engine::encode(&b64, salt),
+        base64::Engine::encode(&b64, output)
+    ))
+}
+
 fn argon2(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
@@ -185,10 +204,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_users_never_match_even_the_dummy_password() {
+    async fn unknown_users_never_match() {
         let hasher = Hasher::new(&cheap()).unwrap();
-        let verdict = hasher.verify("tessera dummy password for unknown users".into(), None).await;
-        assert_eq!(verdict.unwrap(), Verdict::Wrong);
+        for password in ["", "pw", "tessera dummy password for unknown users"] {
+            let verdict = hasher.verify(password.into(), None).await;
+            assert_eq!(verdict.unwrap(), Verdict::Wrong);
+        }
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let dummy = dummy_hash(&params).unwrap();
+        assert!(uses_params(&dummy, &params), "{dummy}");
+        let real = hash_with(&params, "pw").unwrap();
+        assert_eq!(dummy.len(), real.len(), "{dummy} vs {real}");
+        assert!(!verify_with(&dummy, "pw").unwrap());
     }
 
     #[tokio::test]

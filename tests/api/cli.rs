@@ -548,3 +548,29 @@ async fn serve_demo_prints_a_curl_line_that_signs_in_as_steve(db: TestDb) {
 fn base64_std(text: &str) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text)
 }
+
+both_databases!(sigterm_finishes_the_request_in_flight_then_exits_0);
+async fn sigterm_finishes_the_request_in_flight_then_exits_0(db: TestDb) {
+    let mut demo = start_demo(db.dir.path(), &db.url);
+    let base = demo.curl.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    let auth = demo.curl.split('\'').find(|part| part.starts_with("Authorization: ")).unwrap();
+    let auth = auth.trim_start_matches("Authorization: ").to_owned();
+    // A sign-in at the demo's real argon2id cost is in flight when SIGTERM comes.
+    let in_flight = tokio::spawn(async move {
+        client().post(base).header("Authorization", auth).body("{}").send().await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = demo.child.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let response = in_flight.await.unwrap().expect("the request in flight gets its answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = demo.child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+}
