@@ -366,7 +366,7 @@ def argon2_cost():
 
 def signin_storm(srv, auth_file, duration, connections=16):
     env = {"BENCH_AUTH_FILE": str(auth_file), "BENCH_THREADS": str(WRK_THREADS)}
-    return wrk(srv.url + "/v1/auth", duration=duration, connections=connections, script="signin.lua",
+    return wrk(srv.url + "/v1/auth", duration=duration, connections=connections, script="lines.lua",
                env=env, env_note="BENCH_AUTH_FILE=auth.txt")
 
 
@@ -874,7 +874,7 @@ def s9_memory(ctx):
     sfile.write_text("\n".join(sessions) + "\n")
     time.sleep(3.0)  # let the gate's sweep settle
     before = srv.status_kib() / 1024
-    r = wrk(srv.url + "/v1/status", duration=8, connections=32, script="sessions.lua",
+    r = wrk(srv.url + "/v1/status", duration=8, connections=32, script="lines.lua",
             env={"BENCH_SESSIONS_FILE": str(sfile), "BENCH_THREADS": str(WRK_THREADS)},
             env_note="BENCH_SESSIONS_FILE=sessions.txt")
     after = srv.status_kib() / 1024

@@ -311,7 +311,7 @@ def directus_logins(ctx, B, d):
     rates, codes_all = [], {}
     for i in range(B.ARGS.runs):
         r = B.wrk(f"http://127.0.0.1:{d.port}/auth/login", connections=S7_CONNECTIONS, duration=s7_duration(B),
-                  script="post_lines.lua", latency=True,
+                  script="lines.lua", latency=True,
                   env={"BENCH_BODIES_FILE": str(bodies), "BENCH_PATH": "/auth/login",
                        "BENCH_THREADS": str(B.WRK_THREADS)},
                   env_note="BENCH_BODIES_FILE=directus_logins.txt BENCH_PATH=/auth/login")
