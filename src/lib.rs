@@ -71,14 +71,17 @@ async fn watch_changes(auth: Auth) {
             auth.apply_change(&change);
             if matches!(change, Change::Keys | Change::Missed) {
                 let auth = auth.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = auth.keys.refresh(&auth.store, auth.clock.now()).await {
-                        tracing::warn!(error = %format!("{e:#}"), "could not refresh the key ring");
-                    }
-                });
+                tokio::spawn(async move { refresh_keys(&auth).await });
             }
         })
         .await;
+}
+
+/// Reloads the key ring; a failure is logged and retried on the next round.
+async fn refresh_keys(auth: &Auth) {
+    if let Err(e) = auth.keys.refresh(&auth.store, auth.clock.now()).await {
+        tracing::warn!(error = %format!("{e:#}"), "could not refresh the key ring");
+    }
 }
 
 /// Periodic work: pick up rotated keys, forget idle cache entries and
@@ -90,9 +93,7 @@ async fn housekeeping(auth: Auth) {
         tick.tick().await;
         round += 1;
         let now = auth.clock.now();
-        if let Err(e) = auth.keys.refresh(&auth.store, now).await {
-            tracing::warn!(error = %format!("{e:#}"), "could not refresh the key ring");
-        }
+        refresh_keys(&auth).await;
         auth.sweep();
         if round.is_multiple_of(60) {
             let window = clock::micros(auth.config.throttle.window.0);
