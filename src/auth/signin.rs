@@ -30,7 +30,7 @@ pub struct SignedIn {
 /// Longest user name looked up; longer ones cannot exist.
 const MAX_USER_NAME: usize = 256;
 
-impl Auth {
+impl Auth<'_> {
     fn user_limits(&self) -> Limits {
         Limits {
             threshold: i64::from(self.config.throttle.user_failures),

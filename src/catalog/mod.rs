@@ -1,18 +1,20 @@
 //! The catalog (design §3): datasources, their attributes and types, and the
 //! roles that grant operations on them — all from the config file, checked
-//! once at start. Authorization is a visible call here:
-//! `catalog.require(&principal, "Employees", Operation::Delete)?`.
+//! once at start. Authorization is a visible call here (see [`grants`]):
+//! `catalog.authorize(&principal, "Employees", &[Operation::Delete])?`.
 
+pub mod fixtures;
+mod grants;
 mod schema;
 mod types;
+pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::auth::Principal;
 use crate::config::{AttributeConfig, Config, DatasourceConfig, Operation};
-use crate::error::ApiError;
 
+pub use grants::Grant;
 pub use schema::sync_tables;
 pub use types::{AttrType, Family};
 
@@ -61,9 +63,14 @@ pub struct Datasource {
 }
 
 impl Datasource {
+    /// The index of the attribute with this code: the one look-up by code.
+    pub fn index_of(&self, code: &str) -> Option<usize> {
+        self.by_code.get(code).copied()
+    }
+
     /// The attribute with this code.
     pub fn attribute(&self, code: &str) -> Option<&Attribute> {
-        self.by_code.get(code).map(|&i| &self.attributes[i])
+        self.index_of(code).map(|i| &self.attributes[i])
     }
 
     /// The primary-key attributes.
@@ -71,15 +78,21 @@ impl Datasource {
         self.attributes.iter().filter(|a| a.primary_key)
     }
 
-    /// The WHO attribute of this kind.
-    pub fn who(&self, who: Who) -> &Attribute {
+    /// The index of the WHO attribute of this kind (the WHO attributes come
+    /// last, in [`WHO`] order).
+    pub fn who_index(&self, who: Who) -> usize {
         let index = match who {
             Who::CreatedBy => 0,
             Who::CreationDate => 1,
             Who::LastUpdatedBy => 2,
             Who::LastUpdateDate => 3,
         };
-        &self.attributes[self.attributes.len() - 4 + index]
+        self.attributes.len() - 4 + index
+    }
+
+    /// The WHO attribute of this kind.
+    pub fn who(&self, who: Who) -> &Attribute {
+        &self.attributes[self.who_index(who)]
     }
 }
 
@@ -129,38 +142,6 @@ impl Catalog {
     /// Whether a role of this name is defined.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.contains_key(role)
-    }
-
-    /// The datasource if one of the caller's roles grants `op` on it; else
-    /// 403. An unknown datasource and an ungranted one get the same answer,
-    /// so the catalog cannot be probed.
-    pub fn require(
-        &self,
-        principal: &Principal,
-        name: &str,
-        op: Operation,
-    ) -> Result<&Arc<Datasource>, ApiError> {
-        let granted: BTreeSet<Operation> = principal
-            .roles
-            .iter()
-            .filter_map(|role| self.roles.get(role)?.get(name))
-            .flatten()
-            .copied()
-            .collect();
-        let ds = match self.datasources.get(name) {
-            Some(ds) if !granted.is_empty() => ds,
-            _ => {
-                return Err(ApiError::Forbidden(format!(
-                    "Access Denied - no access to datasource {name}"
-                )));
-            }
-        };
-        if !granted.contains(&op) {
-            return Err(ApiError::Forbidden(format!(
-                "Access Denied - no {op} access to datasource {name}"
-            )));
-        }
-        Ok(ds)
     }
 }
 
@@ -272,7 +253,8 @@ fn attribute(ds: &str, code: &str, config: &AttributeConfig) -> Result<Attribute
         None => None,
         Some(value) => {
             let json = serde_json::to_value(value).map_err(|e| format!("{at}: default: {e}"))?;
-            kind.check_json(&json).map_err(|e| format!("{at}: default {json}: {e}"))?;
+            values::from_json(kind, &json, false)
+                .map_err(|e| format!("{at}: default {json}: {e}"))?;
             Some(json)
         }
     };
@@ -292,38 +274,14 @@ fn attribute(ds: &str, code: &str, config: &AttributeConfig) -> Result<Attribute
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn catalog(text: &str) -> Result<Catalog, String> {
         Catalog::from_config(&Config::parse(text).unwrap())
     }
 
-    const EMPLOYEES: &str = r#"
-        [datasources.Employees]
-        table = "employees"
-        [datasources.Employees.attributes]
-        empId  = { type = "Integer", primary_key = true, generated = true }
-        name   = { type = "String", required = true }
-        salary = { type = "Decimal" }
-        email  = { type = "Email", column = "email_address", updatable = false }
-        [roles.hr_reader]
-        Employees = ["query"]
-    "#;
-
-    fn principal(roles: &[&str]) -> Principal {
-        let identity = crate::auth::gate::Identity {
-            session_id: "s".into(),
-            user_id: 1,
-            user_name: "u".into(),
-            org_uid: "o".into(),
-            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        };
-        Principal { identity: Arc::new(identity), expires_at: 0, idle_expires_at: 0 }
-    }
-
     #[test]
     fn the_design_catalog_loads_with_who_attributes() {
-        let catalog = catalog(EMPLOYEES).unwrap();
+        let catalog = catalog(fixtures::EMPLOYEES).unwrap();
         let ds = catalog.datasources().next().unwrap();
         let codes: Vec<_> = ds.attributes.iter().map(|a| a.code.as_str()).collect();
         assert_eq!(
@@ -331,8 +289,10 @@ mod tests {
             [
                 "empId",
                 "name",
-                "salary",
                 "email",
+                "salary",
+                "active",
+                "hireDate",
                 "createdBy",
                 "creationDate",
                 "lastUpdatedBy",
@@ -376,29 +336,6 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("not a plain SQL identifier"), "{err}");
         assert!(err.contains("attribute n: default"), "{err}");
-    }
-
-    #[test]
-    fn require_grants_and_refuses_alike() {
-        let catalog = catalog(EMPLOYEES).unwrap();
-        let reader = principal(&["hr_reader"]);
-        assert!(catalog.require(&reader, "Employees", Operation::Query).is_ok());
-        let denied =
-            |name: &str, op| catalog.require(&reader, name, op).unwrap_err().body().message;
-        assert_eq!(
-            denied("Employees", Operation::Delete),
-            "Access Denied - no delete access to datasource Employees"
-        );
-        assert_eq!(
-            denied("Nope", Operation::Query),
-            "Access Denied - no access to datasource Nope"
-        );
-        let nobody = principal(&[]);
-        let unknown = catalog.require(&nobody, "Nope", Operation::Query).unwrap_err().body();
-        let ungranted = catalog.require(&nobody, "Nope", Operation::Query).unwrap_err().body();
-        assert_eq!(unknown, ungranted);
-        let ungranted = catalog.require(&nobody, "Employees", Operation::Query).unwrap_err().body();
-        assert_eq!(ungranted.message, "Access Denied - no access to datasource Employees");
     }
 
     #[test]

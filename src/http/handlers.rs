@@ -29,16 +29,16 @@ pub async fn sign_in(
     let header = credential_header(&headers).ok_or(CredentialError::Missing);
     let credentials = header.and_then(parse_token).map_err(|e| ApiError::Invalid(e.to_string()))?;
     let signed_in =
-        state.auth.sign_in(&credentials.user, credentials.password, peer.0.ip()).await?;
+        state.auth().sign_in(&credentials.user, credentials.password, peer.0.ip()).await?;
     Ok(Json(signed_in))
 }
 
 /// `POST /v1/signout`: ends the caller's session.
 pub async fn sign_out(
     State(state): State<AppState>,
-    Session(principal): Session,
+    Session(caller): Session,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.auth.sign_out(&principal).await?;
+    state.auth().sign_out(&caller).await?;
     Ok(Json(serde_json::json!({ "status": "OK" })))
 }
 
@@ -56,14 +56,14 @@ pub struct StatusBody<'a> {
 }
 
 /// `GET /v1/status`: the caller's session (design §1.5).
-pub async fn status(Session(principal): Session) -> Response {
+pub async fn status(Session(caller): Session) -> Response {
     let body = StatusBody {
-        session_id: &principal.session_id,
-        user_name: &principal.user_name,
-        org_uid: &principal.org_uid,
-        roles: &principal.roles,
-        expires_at: iso8601(principal.expires_at),
-        idle_expires_at: iso8601(principal.idle_expires_at),
+        session_id: &caller.session_id,
+        user_name: &caller.user_name,
+        org_uid: &caller.org_uid,
+        roles: &caller.roles,
+        expires_at: iso8601(caller.expires_at),
+        idle_expires_at: iso8601(caller.idle_expires_at),
         status: "OK",
     };
     Json(body).into_response()
@@ -71,7 +71,7 @@ pub async fn status(Session(principal): Session) -> Response {
 
 /// `GET /.well-known/jwks.json`: the public keys that verify live tokens.
 pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.auth.keys.jwks())
+    Json(state.keys.jwks())
 }
 
 /// `GET /healthz`: the process is up.
@@ -81,6 +81,6 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 /// `GET /readyz`: the database answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.auth.store.ping().await.map_err(ApiError::Unavailable)?;
+    state.store.ping().await.map_err(ApiError::Unavailable)?;
     Ok(Json(serde_json::json!({ "status": "OK" })))
 }

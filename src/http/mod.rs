@@ -7,54 +7,21 @@ mod handlers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::auth::Auth;
-use crate::catalog::Catalog;
+pub use crate::app::AppState;
 use crate::error::ApiError;
-
-pub use extract::AppJson;
-
-/// Everything the handlers need. Cloned per request, so it is one `Arc`.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-/// What [`AppState`] holds.
-pub struct Shared {
-    pub auth: Auth,
-    pub catalog: Arc<Catalog>,
-}
-
-impl AppState {
-    /// The state of a server with this auth service and catalog.
-    pub fn new(auth: Auth, catalog: Catalog) -> Self {
-        Self(Arc::new(Shared { auth, catalog: Arc::new(catalog) }))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").finish_non_exhaustive()
-    }
-}
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.auth.config.max_body.0;
+    let max_body = state.config.max_body.0;
     Router::new()
         .route("/v1/auth", post(handlers::sign_in))
         .route("/v1/api", post(api::api))
@@ -67,7 +34,50 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(Arc::new(max_body), refuse_large_bodies))
+        .layer(middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// The header that names a request in the logs and in the answer.
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client's request id if it is sane (1 to 64 of `A-Z a-z 0-9 . _ -`),
+/// else a new one.
+fn request_id(request: &Request) -> HeaderValue {
+    let sane = |v: &&HeaderValue| {
+        let b = v.as_bytes();
+        (1..=64).contains(&b.len())
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    };
+    match request.headers().get(&REQUEST_ID).filter(sane) {
+        Some(id) => id.clone(),
+        None => HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+            .unwrap_or(HeaderValue::from_static("-")),
+    }
+}
+
+/// Runs each request inside one span (method, matched route, request id;
+/// then status and latency), so every log line of a request, a 5xx's cause
+/// included, says where it happened. The answer carries `X-Request-Id`.
+async fn request_span(request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let started = Instant::now();
+    let id = request_id(&request);
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = route.as_deref().unwrap_or("-"),
+        id = id.to_str().unwrap_or("-"),
+        status = tracing::field::Empty,
+        latency_us = tracing::field::Empty,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.record("status", response.status().as_u16());
+    span.record("latency_us", started.elapsed().as_micros() as u64);
+    span.in_scope(|| tracing::debug!("answered"));
+    response.headers_mut().insert(REQUEST_ID.clone(), id);
+    response
 }
 
 /// Refuses a declared body larger than `max_body` before reading any of it;

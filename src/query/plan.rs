@@ -1,16 +1,24 @@
-//! Plan: a parsed request bound to the datasources the caller was granted.
-//! Every attribute is resolved and every value typed here, before the
+//! Plan: a parsed request bound to the grants the caller holds, one per
+//! alias. Every attribute is resolved and every value typed here, before the
 //! database is touched, so a bad row anywhere rejects the whole request.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::filter::{self, Filter};
+use super::bind::{self, Filter};
 use super::request::{Action, ApiRequest, PostRow, Projection, QueryRequest, RowStatus};
-use super::values::{Scalar, from_json};
-use crate::catalog::{Datasource, Who};
+use crate::catalog::values::{Scalar, from_json};
+use crate::catalog::{Datasource, Grant, Who};
 use crate::error::ApiError;
+
+/// Who writes, and when: the WHO values of every row of one request.
+#[derive(Clone, Debug)]
+pub struct Stamp {
+    pub user: String,
+    /// One instant per request, ISO 8601 UTC with microseconds.
+    pub now: String,
+}
 
 /// A whole request, ready to run.
 #[derive(Clone, Debug)]
@@ -57,11 +65,11 @@ pub enum WriteRow {
     Delete { key: Vec<(usize, Scalar)>, stamp: Option<Scalar> },
 }
 
-/// Binds `request` to `sources` (one granted datasource per alias, in order).
-pub fn plan(request: ApiRequest, sources: Vec<Arc<Datasource>>) -> Result<Plan, ApiError> {
+/// Binds `request` to `grants` (the caller's grant for each alias, in order).
+pub fn plan(request: ApiRequest, grants: Vec<Grant>) -> Result<Plan, ApiError> {
     let writes = request.aliases.iter().any(|a| a.writes());
     let mut aliases = Vec::with_capacity(request.aliases.len());
-    for (alias, ds) in request.aliases.into_iter().zip(sources) {
+    for (alias, Grant { ds, .. }) in request.aliases.into_iter().zip(grants) {
         let action = match &alias.action {
             Action::Query(query) => {
                 Planned::Query(plan_query(query, &ds).map_err(|e| prefix(&alias.alias, e))?)
@@ -93,7 +101,7 @@ fn invalid(message: String) -> ApiError {
 }
 
 fn index_of(ds: &Datasource, code: &str, what: &str) -> Result<usize, ApiError> {
-    ds.attributes.iter().position(|a| a.code == code).ok_or_else(|| {
+    ds.index_of(code).ok_or_else(|| {
         invalid(format!("{what}: unknown attribute {code:?} of datasource {}.", ds.name))
     })
 }
@@ -129,7 +137,7 @@ pub fn plan_query(query: &QueryRequest, ds: &Datasource) -> Result<QueryPlan, Ap
     }
     Ok(QueryPlan {
         columns,
-        filter: filter::bind(&query.filter, ds)?,
+        filter: bind::bind(&query.filter, ds)?,
         sort,
         offset: query.offset,
         limit: query.limit,
@@ -172,8 +180,7 @@ fn stamp_of(ds: &Datasource, row: &PostRow) -> Result<Option<Scalar>, ApiError> 
             attr.code
         )));
     };
-    let i = index_of(ds, &attr.code, "row")?;
-    typed(ds, i, value)
+    typed(ds, ds.who_index(Who::LastUpdateDate), value)
 }
 
 /// Binds one post row to `ds`.

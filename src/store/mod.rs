@@ -5,6 +5,8 @@
 //! microseconds since the epoch, stored as BIGINT.
 
 pub mod changes;
+pub mod dialect;
+pub mod exec;
 pub mod throttle;
 
 use std::str::FromStr;

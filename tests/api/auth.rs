@@ -52,7 +52,7 @@ async fn session_id_and_csrf_are_random_uuids_and_the_jwt_claims_match_the_body(
     let (head, claims) = jwt_parts(&first.jwt);
     assert_eq!(head["alg"], "EdDSA");
     let kid = head["kid"].as_str().expect("the JWT header has a kid");
-    assert_eq!(Some(kid.to_owned()), app.state.auth.keys.signing_kid());
+    assert_eq!(Some(kid.to_owned()), app.state.keys.signing_kid());
     assert_eq!(claims["session"], first.session_id);
     assert_eq!(claims["csrf"], first.csrf);
     assert_eq!(claims["org_uid"], "cloudio");
@@ -60,7 +60,7 @@ async fn session_id_and_csrf_are_random_uuids_and_the_jwt_claims_match_the_body(
     assert_eq!(claims["iss"], "tessera");
     let iat = claims["iat"].as_i64().unwrap();
     assert!((before..=after).contains(&iat), "iat {iat} not in {before}..={after}");
-    let max_lifetime = app.state.auth.config.session.max_lifetime.0.as_secs() as i64;
+    let max_lifetime = app.state.config.session.max_lifetime.0.as_secs() as i64;
     assert_eq!(claims["exp"].as_i64().unwrap(), iat + max_lifetime);
     let mut names: Vec<&str> = claims.as_object().unwrap().keys().map(String::as_str).collect();
     names.sort_unstable();

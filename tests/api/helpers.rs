@@ -15,11 +15,11 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 use sqlx::Connection;
 use tempfile::TempDir;
+use tessera::app::AppState;
 use tessera::auth::signin::SignedIn;
 use tessera::clock::Clock;
 use tessera::config::{Config, DatabaseUrl, PasswordConfig};
 use tessera::error::ErrorBody;
-use tessera::http::AppState;
 use tessera::store::{NewUser, Store};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -280,7 +280,7 @@ impl TestApp {
     /// Starts another server on the same database and config, sharing this
     /// one's clock: a second instance, as in design §4.3.
     pub async fn another_instance(&self) -> Server {
-        Server::start((*self.state.auth.config).clone(), self.clock.clone()).await
+        Server::start(self.state.config.clone(), self.clock.clone()).await
     }
 }
 
@@ -305,7 +305,7 @@ impl Server {
     }
 
     pub fn store(&self) -> &Store {
-        &self.state.auth.store
+        &self.state.store
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -314,7 +314,7 @@ impl Server {
 
     /// Creates a user directly in the store, hashed with the server's hasher.
     pub async fn add_user(&self, name: &str, org: &str, password: &str, roles: &[&str]) {
-        let hash = self.state.auth.hasher.hash_blocking(password).unwrap();
+        let hash = self.state.hasher.hash_blocking(password).unwrap();
         self.add_user_with_hash(name, org, &hash, roles).await;
     }
 
