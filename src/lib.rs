@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod query;
 pub mod store;
+pub mod testing;
 
 use std::net::SocketAddr;
 

@@ -251,15 +251,15 @@ fn filter() -> impl Strategy<Value = Value> {
 /// A fresh PostgreSQL database URL (and a closure's worth of cleanup), or
 /// `None` when `TESSERA_TEST_POSTGRES_URL` is not set.
 fn postgres_database(runtime: &tokio::runtime::Runtime) -> Option<(String, String, String)> {
-    let admin = std::env::var("TESSERA_TEST_POSTGRES_URL").ok()?;
+    let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
+        crate::testing::skip("set TESSERA_TEST_POSTGRES_URL to run the PostgreSQL variant");
+        return None;
+    };
     let name = format!("tessera_query_{}", uuid::Uuid::new_v4().simple());
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
     runtime.block_on(async {
         let store = Store::connect(&admin).await.unwrap();
-        if let Store::Postgres(pool) = &store {
-            let sql = format!("CREATE DATABASE {name}");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await.unwrap();
-        }
+        store.execute_ddl(&format!("CREATE DATABASE {name}")).await.unwrap();
         store.close().await;
     });
     Some((format!("{base}/{name}"), admin, name))
@@ -268,10 +268,7 @@ fn postgres_database(runtime: &tokio::runtime::Runtime) -> Option<(String, Strin
 fn drop_postgres_database(runtime: &tokio::runtime::Runtime, admin: &str, name: &str) {
     runtime.block_on(async {
         let store = Store::connect(admin).await.unwrap();
-        if let Store::Postgres(pool) = &store {
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await;
-        }
+        let _ = store.execute_ddl(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
     });
 }
 
