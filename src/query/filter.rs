@@ -1,7 +1,7 @@
 //! Filters as the client wrote them (spec §5.3, design §1.4): the raw tree
 //! of groups and `{attribute: {operator: value}}` ([`RawFilter`], from
 //! [`parse_list`]), within the limits of [`super::limits`]. Nothing here
-//! knows the catalog; [`super::bind`] binds the tree to a datasource.
+//! knows the catalog; `bind.rs` binds the tree to a datasource.
 
 use serde_json::Value;
 

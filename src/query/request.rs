@@ -1,7 +1,7 @@
 //! Parse: the `POST /v1/api` body (spec §4–§7, design §1.4) becomes typed
 //! requests before anything else looks at it. This stage knows nothing of
 //! the catalog: attribute codes stay names and filter values stay JSON until
-//! [`super::plan`] binds them to a datasource.
+//! the planner (`plan.rs`) binds them to a datasource.
 
 use serde_json::{Map, Value};
 

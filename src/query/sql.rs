@@ -14,7 +14,7 @@ use crate::catalog::values::Scalar;
 use crate::catalog::{Attribute, Datasource, Who};
 use crate::store::Backend;
 use crate::store::dialect::Anchor;
-use crate::store::exec::Statement;
+use crate::store::dialect::Statement;
 
 fn col(ds: &Datasource, attr: usize) -> Expr {
     Expr::col(ds.attributes[attr].column.clone())

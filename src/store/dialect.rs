@@ -14,10 +14,19 @@ use sea_query::{
     Expr, ExprTrait, Func, LikeExpr, PostgresQueryBuilder, SelectStatement, SqliteQueryBuilder,
     TableCreateStatement, Value,
 };
-use sea_query_sqlx::SqlxBinder;
+use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
 use super::Backend;
-use super::exec::Statement;
+
+/// A statement ready to run: text over catalog identifiers, every value bound.
+#[derive(Debug)]
+pub struct Statement {
+    pub sql: String,
+    pub values: SqlxValues,
+    /// Whether each row comes as one packed cell (see
+    /// [`Backend::select_columns`]).
+    pub packed: bool,
+}
 
 /// How a value is kept in the database, whatever its attribute type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +172,7 @@ impl Backend {
     /// Adds the selected columns to `query`. On SQLite they come packed as
     /// one `json_array(...)` of their texts per row: sqlx copies every SQLite
     /// value it reads with SQLite's allocator, and that per-cell cost
-    /// dominated a query. [`super::exec::Rows::cells`] unpacks them.
+    /// dominated a query. The store's `Rows::cells` unpacks them.
     pub fn select_columns(
         self,
         query: &mut SelectStatement,

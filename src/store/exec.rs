@@ -9,23 +9,13 @@
 
 use std::borrow::Cow;
 
-use sea_query_sqlx::SqlxValues;
 use sqlx::error::ErrorKind;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
 
+use super::dialect::Statement;
 use super::{Backend, Store};
-
-/// A statement ready to run: text over catalog identifiers, every value bound.
-#[derive(Debug)]
-pub struct Statement {
-    pub sql: String,
-    pub values: SqlxValues,
-    /// Whether each row comes as one packed cell (see
-    /// [`Backend::select_columns`]).
-    pub packed: bool,
-}
 
 /// What a request will do, which decides how its transaction begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
