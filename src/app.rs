@@ -17,6 +17,13 @@ use crate::query;
 use crate::store::Store;
 use crate::store::changes::Change;
 
+/// The catalog of `config`, every role filter checked like any filter.
+pub fn load_catalog(config: &Config) -> Result<Catalog> {
+    let catalog = Catalog::from_config(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    query::grant::check_role_filters(&catalog).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(catalog)
+}
+
 /// What [`AppState`] holds.
 pub struct App {
     pub config: Config,
@@ -51,7 +58,7 @@ impl AppState {
     /// missing tables and loads the key ring: everything a server needs
     /// before it listens.
     pub async fn start(config: Config, clock: Clock) -> Result<Self> {
-        let catalog = Catalog::from_config(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let catalog = load_catalog(&config)?;
         let store = Store::open(&config.database.0).await?;
         catalog::sync_tables(&store, &catalog).await?;
         let hasher = Hasher::new(&config.password)?;

@@ -33,8 +33,9 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     #[serde(default)]
     pub datasources: IndexMap<String, DatasourceConfig>,
+    /// role → datasource → what the role grants on it.
     #[serde(default)]
-    pub roles: BTreeMap<String, BTreeMap<String, Vec<Operation>>>,
+    pub roles: BTreeMap<String, BTreeMap<String, GrantConfig>>,
 }
 
 impl Default for Config {
@@ -152,7 +153,54 @@ impl Default for ThrottleConfig {
 #[serde(deny_unknown_fields)]
 pub struct DatasourceConfig {
     pub table: String,
+    /// `org` (the default): rows belong to an org and each session sees
+    /// only its own org's; `global`: rows are shared by every org.
+    #[serde(default)]
+    pub scope: Scope,
     pub attributes: IndexMap<String, AttributeConfig>,
+}
+
+/// Whose rows a datasource holds (design §3, §4.5).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Org,
+    Global,
+}
+
+/// What one role grants on one datasource: the short form
+/// `DS = ["query", ...]`, or the long form `[roles.R.DS]` with
+/// `operations`, a row `filter` and an `attributes` list (design §4.5).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum GrantConfig {
+    Operations(Vec<Operation>),
+    Rules(GrantRules),
+}
+
+/// The long form of a grant.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRules {
+    pub operations: Vec<Operation>,
+    /// Rows the role reaches: the query language of design §1.4, with
+    /// `$user`, `$org` and `$session` taken from the session.
+    #[serde(default)]
+    pub filter: Option<serde_json::Value>,
+    /// The attributes the role sees; every attribute when absent.
+    #[serde(default)]
+    pub attributes: Option<Vec<String>>,
+}
+
+impl GrantConfig {
+    /// The operations granted, in either form.
+    pub fn operations(&self) -> &[Operation] {
+        match self {
+            Self::Operations(ops) => ops,
+            Self::Rules(rules) => &rules.operations,
+        }
+    }
 }
 
 /// One attribute of a datasource.
@@ -187,6 +235,22 @@ pub enum Operation {
     Insert,
     Update,
     Delete,
+}
+
+impl std::str::FromStr for Operation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "query" => Ok(Self::Query),
+            "insert" => Ok(Self::Insert),
+            "update" => Ok(Self::Update),
+            "delete" => Ok(Self::Delete),
+            other => {
+                Err(format!("unknown operation {other:?}: use query, insert, update or delete"))
+            }
+        }
+    }
 }
 
 impl fmt::Display for Operation {
@@ -359,7 +423,7 @@ mod tests {
         let ds = &config.datasources["Employees"];
         let names: Vec<_> = ds.attributes.keys().map(String::as_str).collect();
         assert_eq!(names, ["empId", "name", "salary", "active", "email"]);
-        assert_eq!(config.roles["hr_admin"]["Employees"].len(), 4);
+        assert_eq!(config.roles["hr_admin"]["Employees"].operations().len(), 4);
         assert_eq!(config.session.max_lifetime.0, Duration::from_secs(43200));
     }
 

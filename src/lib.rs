@@ -24,7 +24,6 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
 use crate::app::AppState;
-use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
@@ -38,7 +37,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<AppState> {
 /// What `tessera check` does: the config file, the catalog and the database
 /// agree (missing tables are created, as at start).
 pub async fn check(config: &Config) -> Result<()> {
-    let catalog = Catalog::from_config(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let catalog = app::load_catalog(config)?;
     let store = Store::open(&config.database.0).await?;
     catalog::sync_tables(&store, &catalog).await
 }

@@ -22,12 +22,13 @@ Employees = ["query"]
 Employees = ["query", "insert", "update", "delete"]
 "#;
 
-/// One attribute of every value family, keyed by a client-given `id`:
-/// what the filter model tests and the fuzz target bind against. The role
-/// `things_all` grants every operation on it.
+/// One attribute of every value family, keyed by a client-given `id`, shared
+/// by every org: what the filter model tests and the fuzz target bind
+/// against. The role `things_all` grants every operation on it.
 pub const THINGS: &str = r#"
 [datasources.Things]
 table = "things"
+scope = "global"
 [datasources.Things.attributes]
 id     = { type = "Integer", primary_key = true }
 name   = { type = "String" }

@@ -12,9 +12,9 @@ pub mod values;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::config::{AttributeConfig, Config, DatasourceConfig, Operation};
+use crate::config::{AttributeConfig, Config, DatasourceConfig, GrantConfig, Operation, Scope};
 
-pub use grants::Grant;
+pub use grants::{Grant, Rule, SessionValues};
 pub use schema::sync_tables;
 pub use types::{AttrType, Family};
 
@@ -59,6 +59,9 @@ pub struct Datasource {
     pub name: String,
     pub table: String,
     pub attributes: Vec<Attribute>,
+    /// The `orgUid` attribute of an org-scoped datasource (design §4.5);
+    /// `None` for a global one.
+    pub org: Option<usize>,
     by_code: HashMap<String, usize>,
 }
 
@@ -100,9 +103,23 @@ impl Datasource {
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     datasources: BTreeMap<String, Arc<Datasource>>,
-    /// role → datasource → operations.
-    roles: BTreeMap<String, BTreeMap<String, BTreeSet<Operation>>>,
+    /// role → datasource → what the role grants on it.
+    roles: BTreeMap<String, BTreeMap<String, RoleGrant>>,
 }
+
+/// What one role grants on one datasource, checked against the catalog.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleGrant {
+    pub operations: BTreeSet<Operation>,
+    /// The role's row filter as written (the query language, with `$user`,
+    /// `$org`, `$session`); every row when `None`.
+    pub filter: Option<serde_json::Value>,
+    /// The attributes the role sees, by index; every one when `None`.
+    pub attributes: Option<BTreeSet<usize>>,
+}
+
+/// The name of the org attribute of an org-scoped datasource.
+pub const ORG_UID: &str = "orgUid";
 
 impl Catalog {
     /// Checks the config's `[datasources]` and `[roles]`; the error lists
@@ -121,13 +138,21 @@ impl Catalog {
         let mut roles = BTreeMap::new();
         for (role, grants) in &config.roles {
             let mut granted = BTreeMap::new();
-            for (ds, ops) in grants {
-                if !config.datasources.contains_key(ds) {
-                    problems.push(format!(
-                        "role {role} grants datasource {ds}, which is not defined in [datasources]"
-                    ));
+            for (name, grant) in grants {
+                let Some(ds) = datasources.get(name) else {
+                    if !config.datasources.contains_key(name) {
+                        problems.push(format!(
+                            "role {role} grants datasource {name}, which is not defined in [datasources]"
+                        ));
+                    }
+                    continue;
+                };
+                match role_grant(ds, grant) {
+                    Ok(grant) => {
+                        granted.insert(name.clone(), grant);
+                    }
+                    Err(e) => problems.push(format!("role {role}, datasource {name}: {e}")),
                 }
-                granted.insert(ds.clone(), ops.iter().copied().collect());
             }
             roles.insert(role.clone(), granted);
         }
@@ -139,10 +164,44 @@ impl Catalog {
         self.datasources.values()
     }
 
+    /// The datasource of this name, whoever asks: for the CLI and the
+    /// checks at start, never for a request (see [`Catalog::authorize`]).
+    pub fn datasource(&self, name: &str) -> Option<&Arc<Datasource>> {
+        self.datasources.get(name)
+    }
+
+    /// Every role grant: (role, datasource, grant).
+    pub fn role_grants(&self) -> impl Iterator<Item = (&str, &str, &RoleGrant)> {
+        self.roles.iter().flat_map(|(role, grants)| {
+            grants.iter().map(move |(ds, grant)| (role.as_str(), ds.as_str(), grant))
+        })
+    }
+
     /// Whether a role of this name is defined.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.contains_key(role)
     }
+}
+
+/// A grant from the config file, its attribute codes resolved.
+fn role_grant(ds: &Datasource, grant: &GrantConfig) -> Result<RoleGrant, String> {
+    let operations = grant.operations().iter().copied().collect();
+    let GrantConfig::Rules(rules) = grant else {
+        return Ok(RoleGrant { operations, filter: None, attributes: None });
+    };
+    let attributes = match &rules.attributes {
+        None => None,
+        Some(codes) => Some(
+            codes
+                .iter()
+                .map(|code| {
+                    ds.index_of(code)
+                        .ok_or_else(|| format!("attributes: unknown attribute {code:?}"))
+                })
+                .collect::<Result<BTreeSet<usize>, String>>()?,
+        ),
+    };
+    Ok(RoleGrant { operations, filter: rules.filter.clone(), attributes })
 }
 
 /// An identifier safe to use as a table or column name everywhere.
@@ -189,6 +248,25 @@ fn datasource(name: &str, config: &DatasourceConfig) -> Result<Datasource, Vec<S
             Err(e) => problems.push(e),
         }
     }
+    let org = (config.scope == Scope::Org).then_some(attributes.len());
+    if org.is_some() {
+        if config.attributes.contains_key(ORG_UID) {
+            problems.push(format!(
+                "datasource {name}: {ORG_UID} is the org attribute that the server adds to an org-scoped datasource; remove it, or say scope = \"global\""
+            ));
+        }
+        attributes.push(Attribute {
+            code: ORG_UID.into(),
+            column: "org_uid".into(),
+            kind: AttrType::String,
+            primary_key: false,
+            generated: false,
+            required: false,
+            updatable: false,
+            default: None,
+            who: None,
+        });
+    }
     for (code, column, kind) in WHO {
         if config.attributes.contains_key(code) {
             problems.push(format!(
@@ -229,7 +307,7 @@ fn datasource(name: &str, config: &DatasourceConfig) -> Result<Datasource, Vec<S
         return Err(problems);
     }
     let by_code = attributes.iter().enumerate().map(|(i, a)| (a.code.clone(), i)).collect();
-    Ok(Datasource { name: name.into(), table: config.table.clone(), attributes, by_code })
+    Ok(Datasource { name: name.into(), table: config.table.clone(), attributes, org, by_code })
 }
 
 fn attribute(ds: &str, code: &str, config: &AttributeConfig) -> Result<Attribute, String> {
@@ -293,6 +371,7 @@ mod tests {
                 "salary",
                 "active",
                 "hireDate",
+                "orgUid",
                 "createdBy",
                 "creationDate",
                 "lastUpdatedBy",

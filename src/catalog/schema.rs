@@ -59,7 +59,19 @@ fn create_table(ds: &Datasource, backend: Backend) -> String {
         }
         table.primary_key(&mut index);
     }
-    backend.build_table(&table)
+    let mut sql = backend.build_table(&table);
+    // Every statement of an org-scoped datasource filters on its org.
+    if let Some(org) = ds.org {
+        let mut index = Index::create();
+        index.name(format!("{}_org_uid", ds.table)).table(ds.table.clone()).if_not_exists();
+        index.col(ds.attributes[org].column.clone());
+        for key in &keys {
+            index.col(key.column.clone());
+        }
+        sql.push_str(";\n");
+        sql.push_str(&backend.build_index(&index));
+    }
+    sql
 }
 
 #[cfg(test)]

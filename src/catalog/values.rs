@@ -93,6 +93,24 @@ pub fn from_json(kind: AttrType, value: &Json, lenient_int: bool) -> Result<Scal
     }
 }
 
+/// A value read back from the database as text (in the form the store's
+/// `read_text` gives), typed again; `None` if the text does not fit.
+pub fn from_text(kind: AttrType, text: &str) -> Option<Scalar> {
+    match (kind.family(), kind) {
+        (Family::Text, _) => Some(Scalar::Text(text.to_owned())),
+        (_, AttrType::Integer) => text.parse().ok().map(Scalar::Int),
+        (_, AttrType::Double) => text.parse().ok().map(Scalar::Double),
+        (Family::Number, _) => Some(Scalar::Num(text.to_owned())),
+        (_, AttrType::Date) => date(text).map(Scalar::Date),
+        (Family::Date, _) => datetime(text).map(Scalar::DateTime),
+        (Family::Boolean, _) => match text {
+            "1" | "true" | "t" => Some(Scalar::Bool(true)),
+            "0" | "false" | "f" => Some(Scalar::Bool(false)),
+            _ => None,
+        },
+    }
+}
+
 impl Scalar {
     /// How the database keeps this value.
     pub fn storage(&self) -> Storage {

@@ -4,14 +4,15 @@
 
 use std::time::Instant;
 
-use super::plan::{AliasPlan, Plan, Planned, QueryPlan, Stamp, WriteRow};
+use super::bind::Filter;
+use super::plan::{AliasPlan, Plan, Planned, PlannedRow, QueryPlan, Stamp, WriteRow};
 use super::render::{write_row, write_str};
 use super::sql;
 use crate::catalog::Datasource;
-use crate::catalog::values::Scalar;
+use crate::catalog::values::{Scalar, from_text};
 use crate::error::ApiError;
 use crate::store::Store;
-use crate::store::exec::{Db, Failure, Rows, Work};
+use crate::store::exec::{Cell, Db, Failure, Rows, Work};
 
 /// Runs `plan` in one transaction and renders the response body
 /// `{"status":"OK","data":{ALIAS:{...}}}`, aliases in request order. Any
@@ -83,32 +84,46 @@ async fn run_query(
 async fn run_post(
     db: &mut Db<'_>,
     alias: &AliasPlan,
-    rows: &[WriteRow],
+    rows: &[PlannedRow],
     stamp: &Stamp,
     out: &mut Vec<u8>,
 ) -> Result<(), ApiError> {
     let ds = &alias.ds;
     let all: Vec<usize> = (0..ds.attributes.len()).collect();
     out.extend_from_slice(br#"{"data":["#);
-    for (n, row) in rows.iter().enumerate() {
+    for (n, planned) in rows.iter().enumerate() {
         let at = format!("Alias {}, row {}", alias.alias, n + 1);
         if n > 0 {
             out.push(b',');
         }
-        let built = sql::row_statement(ds, row, stamp, db.backend()).ok_or_else(|| {
+        let built = sql::row_statement(ds, planned, stamp, db.backend()).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("{at}: columns and values differ in number"))
         })?;
         let written = db.fetch(built).await.map_err(|e| db_error(e, &at))?;
-        match row {
+        match &planned.row {
             WriteRow::Insert(_) | WriteRow::Update { .. } if written.len() == 1 => {
-                render_row(out, ds, &all, &written, 0, "Q").map_err(|e| db_error(e, &at))?;
+                let cells = written.cells(0, all.len()).map_err(|e| db_error(e, &at))?;
+                if !planned.check.is_empty() {
+                    let key = key_of(ds, &cells).ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!("{at}: the written key is unreadable"))
+                    })?;
+                    let check = sql::exists(ds, &key, &planned.check, db.backend());
+                    if db.fetch(check).await.map_err(|e| db_error(e, &at))?.is_empty() {
+                        return Err(ApiError::Forbidden(format!(
+                            "Access Denied - {at}: the row would be outside what your roles may write in datasource {}; nothing was written.",
+                            ds.name
+                        )));
+                    }
+                }
+                let shown: Vec<_> = planned.columns.iter().map(|&i| cells[i].clone()).collect();
+                write_row(out, ds, &planned.columns, &shown, "Q");
             }
             WriteRow::Delete { key, .. } if written.len() == 1 => {
                 let columns: Vec<usize> = key.iter().map(|(i, _)| *i).collect();
                 render_row(out, ds, &columns, &written, 0, "D").map_err(|e| db_error(e, &at))?;
             }
             WriteRow::Update { key, .. } | WriteRow::Delete { key, .. } if written.is_empty() => {
-                return Err(conflict(db, ds, key, &at).await);
+                return Err(conflict(db, ds, key, &planned.scope, &at).await);
             }
             _ => {
                 return Err(ApiError::Internal(anyhow::anyhow!(
@@ -122,9 +137,25 @@ async fn run_post(
     Ok(())
 }
 
+/// The primary key of a row written back (every attribute, as text).
+fn key_of(ds: &Datasource, cells: &[Cell<'_>]) -> Option<Vec<(usize, Scalar)>> {
+    ds.attributes
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.primary_key)
+        .map(|(i, a)| Some((i, from_text(a.kind, cells.get(i)?.as_deref()?)?)))
+        .collect()
+}
+
 /// The 409 for an update or delete that matched no row: the row changed
 /// since it was read, or it is gone.
-async fn conflict(db: &mut Db<'_>, ds: &Datasource, key: &[(usize, Scalar)], at: &str) -> ApiError {
+async fn conflict(
+    db: &mut Db<'_>,
+    ds: &Datasource,
+    key: &[(usize, Scalar)],
+    scope: &[Filter],
+    at: &str,
+) -> ApiError {
     let shown: Vec<String> = key
         .iter()
         .map(|(i, v)| {
@@ -140,7 +171,7 @@ async fn conflict(db: &mut Db<'_>, ds: &Datasource, key: &[(usize, Scalar)], at:
         })
         .collect();
     let row = format!("the {} row {}", ds.name, shown.join(", "));
-    match db.fetch(sql::exists(ds, key, db.backend())).await {
+    match db.fetch(sql::exists(ds, key, scope, db.backend())).await {
         Ok(found) if !found.is_empty() => ApiError::Conflict(format!(
             "{at}: row changed since read: {row} has another lastUpdateDate. Query it again and retry; nothing was written."
         )),

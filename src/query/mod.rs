@@ -9,6 +9,7 @@
 pub mod bind;
 pub mod execute;
 pub mod filter;
+pub mod grant;
 pub mod limits;
 pub mod plan;
 pub mod render;

@@ -9,7 +9,7 @@
 use sea_query::{Expr, ExprTrait, Func, NullOrdering, Order, Query};
 
 use super::bind::{Cmp, Filter, Match, Test};
-use super::plan::{Plan, Planned, QueryPlan, Stamp, WriteRow};
+use super::plan::{Plan, Planned, PlannedRow, QueryPlan, Stamp, WriteRow};
 use crate::catalog::values::Scalar;
 use crate::catalog::{Attribute, Datasource, Who};
 use crate::store::Backend;
@@ -165,22 +165,40 @@ fn insert(ds: &Datasource, values: Vec<(usize, Expr)>, backend: Backend) -> Opti
     Some(backend.build(&q))
 }
 
-/// The WHERE of a `U`/`D` row: its primary key and its `lastUpdateDate`.
+/// The WHERE of a `U`/`D` row: its primary key, its `lastUpdateDate`, and
+/// the rows its grant reaches.
 fn key_where(
     ds: &Datasource,
     key: &[(usize, Scalar)],
     stamp: (usize, Option<&Scalar>),
+    scope: &[Filter],
     backend: Backend,
 ) -> Expr {
     let stamp_expr = match stamp.1 {
         Some(v) => col(ds, stamp.0).eq(bound(v, backend)),
         None => col(ds, stamp.0).is_null(),
     };
-    key.iter().map(|(i, v)| col(ds, *i).eq(bound(v, backend))).fold(stamp_expr, |a, b| b.and(a))
+    let exact = key
+        .iter()
+        .map(|(i, v)| col(ds, *i).eq(bound(v, backend)))
+        .fold(stamp_expr, |a, b| b.and(a));
+    match where_expr(scope, ds, backend) {
+        Some(scope) => exact.and(scope),
+        None => exact,
+    }
 }
 
-fn key_only(ds: &Datasource, key: &[(usize, Scalar)], backend: Backend) -> Option<Expr> {
-    key.iter().map(|(i, v)| col(ds, *i).eq(bound(v, backend))).reduce(|a, b| a.and(b))
+/// The row with this key, among the rows `filters` let through.
+fn key_only(
+    ds: &Datasource,
+    key: &[(usize, Scalar)],
+    filters: &[Filter],
+    backend: Backend,
+) -> Option<Expr> {
+    key.iter()
+        .map(|(i, v)| col(ds, *i).eq(bound(v, backend)))
+        .chain(where_expr(filters, ds, backend))
+        .reduce(|a, b| a.and(b))
 }
 
 /// `UPDATE table SET ... WHERE key AND stamp RETURNING <every attribute>`.
@@ -189,12 +207,13 @@ fn update(
     set: Vec<(usize, Expr)>,
     key: &[(usize, Scalar)],
     stamp: (usize, Option<&Scalar>),
+    scope: &[Filter],
     backend: Backend,
 ) -> Statement {
     let mut q = Query::update();
     q.table(ds.table.clone());
     q.values(set.into_iter().map(|(i, e)| (ds.attributes[i].column.clone(), e)));
-    q.and_where(key_where(ds, key, stamp, backend));
+    q.and_where(key_where(ds, key, stamp, scope, backend));
     q.returning(returning(ds, 0..ds.attributes.len(), backend));
     backend.build(&q)
 }
@@ -204,20 +223,27 @@ fn delete(
     ds: &Datasource,
     key: &[(usize, Scalar)],
     stamp: (usize, Option<&Scalar>),
+    scope: &[Filter],
     backend: Backend,
 ) -> Statement {
     let mut q = Query::delete();
     q.from_table(ds.table.clone());
-    q.and_where(key_where(ds, key, stamp, backend));
+    q.and_where(key_where(ds, key, stamp, scope, backend));
     q.returning(returning(ds, key.iter().map(|(i, _)| *i), backend));
     backend.build(&q)
 }
 
-/// `SELECT 1 FROM table WHERE key LIMIT 1`: whether a row still exists.
-pub fn exists(ds: &Datasource, key: &[(usize, Scalar)], backend: Backend) -> Statement {
+/// `SELECT 1 FROM table WHERE key AND filters LIMIT 1`: whether the row
+/// exists among those `filters` let through.
+pub fn exists(
+    ds: &Datasource,
+    key: &[(usize, Scalar)],
+    filters: &[Filter],
+    backend: Backend,
+) -> Statement {
     let mut q = Query::select();
     q.expr(Expr::cust("'1'")).from(ds.table.clone());
-    if let Some(cond) = key_only(ds, key, backend) {
+    if let Some(cond) = key_only(ds, key, filters, backend) {
         q.and_where(cond);
     }
     q.limit(1);
@@ -228,17 +254,18 @@ pub fn exists(ds: &Datasource, key: &[(usize, Scalar)], backend: Backend) -> Sta
 /// columns and values differ in number.
 pub fn row_statement(
     ds: &Datasource,
-    row: &WriteRow,
+    planned: &PlannedRow,
     stamp: &Stamp,
     backend: Backend,
 ) -> Option<Statement> {
+    let scope = &planned.scope;
     let user = || bound(&Scalar::Text(stamp.user.clone()), backend);
     let now = || bound(&Scalar::DateTime(stamp.now.clone()), backend);
     let assigns = |list: &[(usize, Option<Scalar>)]| -> Vec<(usize, Expr)> {
         list.iter().map(|(i, v)| (*i, value_expr(ds, *i, v.as_ref(), backend))).collect()
     };
     let stamp_at = ds.who_index(Who::LastUpdateDate);
-    match row {
+    match &planned.row {
         WriteRow::Insert(values) => {
             let mut values = assigns(values);
             values.push((ds.who_index(Who::CreatedBy), user()));
@@ -251,10 +278,10 @@ pub fn row_statement(
             let mut values = assigns(set);
             values.push((ds.who_index(Who::LastUpdatedBy), user()));
             values.push((stamp_at, now()));
-            Some(update(ds, values, key, (stamp_at, stamp.as_ref()), backend))
+            Some(update(ds, values, key, (stamp_at, stamp.as_ref()), scope, backend))
         }
         WriteRow::Delete { key, stamp } => {
-            Some(delete(ds, key, (stamp_at, stamp.as_ref()), backend))
+            Some(delete(ds, key, (stamp_at, stamp.as_ref()), scope, backend))
         }
     }
 }

@@ -11,8 +11,8 @@
 
 use sea_query::extension::sqlite::SqliteExpr;
 use sea_query::{
-    Expr, ExprTrait, Func, LikeExpr, PostgresQueryBuilder, SelectStatement, SqliteQueryBuilder,
-    TableCreateStatement, Value,
+    Expr, ExprTrait, Func, IndexCreateStatement, LikeExpr, PostgresQueryBuilder, SelectStatement,
+    SqliteQueryBuilder, TableCreateStatement, Value,
 };
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
@@ -65,6 +65,14 @@ impl Backend {
         match self {
             Self::Sqlite => table.build(SqliteQueryBuilder),
             Self::Postgres => table.build(PostgresQueryBuilder),
+        }
+    }
+
+    /// `CREATE INDEX` text in this dialect.
+    pub fn build_index(self, index: &IndexCreateStatement) -> String {
+        match self {
+            Self::Sqlite => index.build(SqliteQueryBuilder),
+            Self::Postgres => index.build(PostgresQueryBuilder),
         }
     }
 
