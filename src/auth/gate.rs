@@ -96,6 +96,16 @@ impl Cache {
         }
     }
 
+    /// How many verified tokens are remembered (for `/metrics`).
+    pub fn len(&self) -> usize {
+        self.entries.read().map_or(0, |map| map.len())
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn remove_where(&self, gone: impl Fn(&Entry) -> bool) {
         if let Ok(mut map) = self.entries.write() {
             map.retain(|_, entry| !gone(entry));
@@ -264,6 +274,11 @@ impl Auth {
             Change::Keys => {}
             Change::Missed => self.gate.remove_where(|_| true),
         }
+    }
+
+    /// How many verified tokens the gate remembers now.
+    pub fn gate_entries(&self) -> usize {
+        self.gate.len()
     }
 
     /// Drops remembered sessions that were not used lately; run periodically.

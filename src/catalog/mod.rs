@@ -5,6 +5,7 @@
 
 mod schema;
 mod types;
+mod visible;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::error::ApiError;
 
 pub use schema::sync_tables;
 pub use types::{AttrType, Family};
+pub use visible::Visible;
 
 /// The four WHO attributes every datasource has, with their columns.
 pub const WHO: [(&str, &str, AttrType); 4] = [

@@ -2,8 +2,13 @@
 //! this module is free of axum.
 
 mod api;
+mod datasources;
 mod extract;
 mod handlers;
+pub mod metrics;
+mod openapi;
+mod openapi_schemas;
+mod playground;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +25,8 @@ use crate::catalog::Catalog;
 use crate::error::ApiError;
 
 pub use extract::AppJson;
+pub use metrics::Metrics;
+pub use openapi::document as openapi_document;
 
 /// Everything the handlers need. Cloned per request, so it is one `Arc`.
 #[derive(Clone)]
@@ -29,12 +36,14 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub auth: Auth,
     pub catalog: Arc<Catalog>,
+    /// This server's metrics registry (never a process global).
+    pub metrics: Metrics,
 }
 
 impl AppState {
     /// The state of a server with this auth service and catalog.
     pub fn new(auth: Auth, catalog: Catalog) -> Self {
-        Self(Arc::new(Shared { auth, catalog: Arc::new(catalog) }))
+        Self(Arc::new(Shared { auth, catalog: Arc::new(catalog), metrics: Metrics::new() }))
     }
 }
 
@@ -55,7 +64,8 @@ impl std::fmt::Debug for AppState {
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let max_body = state.auth.config.max_body.0;
-    Router::new()
+    let metrics_here = state.auth.config.network.metrics_listen.is_none();
+    let router = Router::new()
         .route("/v1/auth", post(handlers::sign_in))
         .route("/v1/api", post(api::api))
         .route("/v1/signout", post(handlers::sign_out))
@@ -63,10 +73,29 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(handlers::jwks))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
+        .route("/v1/datasources", get(datasources::datasources))
+        .route("/v1/openapi.json", get(openapi::openapi))
+        .route("/", get(playground::page))
+        .route("/playground", get(playground::page))
+        .route("/playground.js", get(playground::script))
+        .route("/playground.css", get(playground::style));
+    let router =
+        if metrics_here { router.route("/metrics", get(metrics::metrics)) } else { router };
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(Arc::new(max_body), refuse_large_bodies))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+/// The router of the `metrics_listen` address: `GET /metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -96,7 +125,7 @@ pub(crate) fn too_large(max: usize) -> ApiError {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound(
-        "No such endpoint. This server has POST /v1/auth, POST /v1/api, GET /v1/status, POST /v1/signout, GET /.well-known/jwks.json, GET /healthz and GET /readyz."
+        "No such endpoint. This server has POST /v1/auth, POST /v1/api, GET /v1/status, POST /v1/signout, GET /v1/datasources, GET /v1/openapi.json, GET /.well-known/jwks.json, GET /healthz, GET /readyz and the Playground at GET /; /v1/openapi.json describes them all."
             .into(),
     )
 }
