@@ -78,7 +78,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(playground::page))
         .route("/playground", get(playground::page))
         .route("/playground.js", get(playground::script))
-        .route("/playground.css", get(playground::style));
+        .route("/playground.css", get(playground::style))
+        .route("/playground.svg", get(playground::icon));
     let router =
         if metrics_here { router.route("/metrics", get(metrics::metrics)) } else { router };
     router

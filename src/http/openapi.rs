@@ -96,6 +96,10 @@ pub fn document(visible: Option<&[Visible]>, max_limit: u32, issuer: &str, metri
         json!({ "get": text("The Playground's script", "playgroundScript", "text/javascript") }),
     );
     paths.insert(
+        "/playground.svg".into(),
+        json!({ "get": text("The Playground's icon", "playgroundIcon", "image/svg+xml") }),
+    );
+    paths.insert(
         "/playground.css".into(),
         json!({ "get": text("The Playground's style sheet", "playgroundStyle", "text/css") }),
     );
@@ -234,8 +238,10 @@ fn api() -> Value {
         "security": session_security(),
         "parameters": [{
             "name": "Idempotency-Key", "in": "header", "required": false,
-            "description": "1 to 255 visible ASCII characters: a repeat with the same body gets the kept answer.",
-            "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" },
+            "description": "1 to 255 visible ASCII characters: a repeat with the same body gets the kept answer (design §1.4).",
+            // The server does not check the key yet, so the schema may not
+            // promise a refusal: minLength/maxLength/pattern come with it.
+            "schema": { "type": "string" },
         }],
         "requestBody": { "required": true, "content": { "application/json": { "schema": schema_ref("ApiRequest") } } },
         "responses": responses,

@@ -297,9 +297,22 @@ fn post_row(ds: &Visible) -> Option<Value> {
     for attribute in ds.attributes() {
         properties.insert(attribute.code.clone(), value_schema(attribute));
     }
-    Some(
-        json!({ "type": "object", "required": ["_rs"], "additionalProperties": false, "properties": properties }),
-    )
+    // What the server requires of each kind of row (docs/api.md, "Post").
+    let insert: Vec<&str> = ds
+        .attributes()
+        .filter(|a| (a.required || a.primary_key) && !a.generated && a.who.is_none())
+        .map(|a| a.code.as_str())
+        .collect();
+    let mut keyed: Vec<&str> =
+        ds.attributes().filter(|a| a.primary_key).map(|a| a.code.as_str()).collect();
+    keyed.push("lastUpdateDate");
+    Some(json!({
+        "type": "object", "required": ["_rs"], "additionalProperties": false, "properties": properties,
+        "allOf": [
+            { "if": { "properties": { "_rs": { "const": "I" } } }, "then": { "required": insert } },
+            { "if": { "properties": { "_rs": { "enum": ["U", "D"] } } }, "then": { "required": keyed } },
+        ],
+    }))
 }
 
 fn alias_result(visible: Option<&[Visible]>) -> Value {

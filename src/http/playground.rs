@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 const PAGE: &str = include_str!("playground/playground.html");
 const SCRIPT: &str = include_str!("playground/playground.js");
 const STYLE: &str = include_str!("playground/playground.css");
+const ICON: &str = include_str!("playground/playground.svg");
 
 /// The policy on every Playground answer: only this origin's script, style
 /// and API; no plugins, frames, forms posting elsewhere or base changes.
@@ -42,4 +43,9 @@ pub async fn script() -> Response {
 /// `GET /playground.css`: the page's style sheet.
 pub async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+/// `GET /playground.svg`: the page's icon.
+pub async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
 }
