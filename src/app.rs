@@ -13,6 +13,7 @@ use crate::auth::{Auth, gate};
 use crate::catalog::{self, Catalog};
 use crate::clock::{self, Clock};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::query;
 use crate::store::Store;
 use crate::store::changes::Change;
@@ -33,6 +34,8 @@ pub struct App {
     pub keys: KeyRing,
     pub hasher: Hasher,
     pub gate: gate::Cache,
+    /// This server's metrics registry (never a process global).
+    pub metrics: Metrics,
 }
 
 /// The application state. Cloned per request, so it is one `Arc`.
@@ -65,7 +68,8 @@ impl AppState {
         let keys = KeyRing::new(&config.issuer, clock::micros(config.session.max_lifetime.0));
         keys.refresh(&store, clock.now()).await?;
         let gate = gate::Cache::default();
-        Ok(Self(Arc::new(App { config, store, clock, catalog, keys, hasher, gate })))
+        let metrics = Metrics::new();
+        Ok(Self(Arc::new(App { config, store, clock, catalog, keys, hasher, gate, metrics })))
     }
 
     /// Sign-in and the gate's view of the state.

@@ -32,6 +32,8 @@ pub struct Config {
     #[serde(default)]
     pub throttle: ThrottleConfig,
     #[serde(default)]
+    pub network: NetworkConfig,
+    #[serde(default)]
     pub datasources: IndexMap<String, DatasourceConfig>,
     /// role → datasource → what the role grants on it.
     #[serde(default)]
@@ -49,6 +51,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             password: PasswordConfig::default(),
             throttle: ThrottleConfig::default(),
+            network: NetworkConfig::default(),
             datasources: IndexMap::new(),
             roles: BTreeMap::new(),
         }
@@ -146,6 +149,14 @@ impl Default for ThrottleConfig {
             window: HumanDuration(Duration::from_secs(15 * 60)),
         }
     }
+}
+
+/// `[network]`: listeners and connection limits.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Serve `GET /metrics` only on this address (not on `listen`).
+    pub metrics_listen: Option<String>,
 }
 
 /// `[datasources.NAME]`: one table and its attributes, in file order.

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod query;
 pub mod store;
 pub mod testing;
@@ -50,9 +51,33 @@ pub async fn serve(
 ) -> Result<()> {
     let housekeeping = tokio::spawn(state.clone().housekeeping());
     let watcher = tokio::spawn(state.clone().watch_changes());
+    let metrics = match &state.config.network.metrics_listen {
+        Some(addr) => Some(tokio::spawn(serve_metrics(state.clone(), bind(addr).await?))),
+        None => None,
+    };
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     housekeeping.abort();
     watcher.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     served.context("serving HTTP")
+}
+
+async fn bind(addr: &str) -> Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on metrics_listen = {addr:?}"))?;
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!(address = %local, "serving /metrics");
+    }
+    Ok(listener)
+}
+
+/// Serves `GET /metrics` alone on the `metrics_listen` address.
+async fn serve_metrics(state: AppState, listener: TcpListener) {
+    if let Err(e) = axum::serve(listener, http::metrics_router(state)).await {
+        tracing::warn!(error = %e, "the metrics listener stopped");
+    }
 }

@@ -88,6 +88,16 @@ impl Cache {
         }
     }
 
+    /// How many verified tokens are remembered (for `/metrics`).
+    pub fn len(&self) -> usize {
+        self.entries.read().map_or(0, |map| map.len())
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn remove_where(&self, gone: impl Fn(&Entry) -> bool) {
         if let Ok(mut map) = self.entries.write() {
             map.retain(|_, entry| !gone(entry));

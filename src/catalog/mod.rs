@@ -8,6 +8,7 @@ mod grants;
 mod schema;
 mod types;
 pub mod values;
+mod visible;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::config::{AttributeConfig, Config, DatasourceConfig, GrantConfig, Oper
 pub use grants::{Grant, Rule, SessionValues};
 pub use schema::sync_tables;
 pub use types::{AttrType, Family};
+pub use visible::Visible;
 
 /// The four WHO attributes every datasource has, with their columns.
 pub const WHO: [(&str, &str, AttrType); 4] = [

@@ -2,8 +2,13 @@
 //! this module is free of axum.
 
 mod api;
+mod datasources;
 mod extract;
 mod handlers;
+pub mod metrics;
+mod openapi;
+mod openapi_schemas;
+mod playground;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,10 +24,13 @@ use axum::routing::{get, post};
 pub use crate::app::AppState;
 use crate::error::ApiError;
 
+pub use openapi::document as openapi_document;
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body.0;
-    Router::new()
+    let metrics_here = state.config.network.metrics_listen.is_none();
+    let router = Router::new()
         .route("/v1/auth", post(handlers::sign_in))
         .route("/v1/api", post(api::api))
         .route("/v1/signout", post(handlers::sign_out))
@@ -30,11 +38,31 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(handlers::jwks))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
+        .route("/v1/datasources", get(datasources::datasources))
+        .route("/v1/openapi.json", get(openapi::openapi))
+        .route("/", get(playground::page))
+        .route("/playground", get(playground::page))
+        .route("/playground.js", get(playground::script))
+        .route("/playground.css", get(playground::style))
+        .route("/playground.svg", get(playground::icon));
+    let router =
+        if metrics_here { router.route("/metrics", get(metrics::metrics)) } else { router };
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(Arc::new(max_body), refuse_large_bodies))
         .layer(middleware::from_fn(request_span))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+/// The router of the `metrics_listen` address: `GET /metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -106,7 +134,7 @@ pub(crate) fn too_large(max: usize) -> ApiError {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound(
-        "No such endpoint. This server has POST /v1/auth, POST /v1/api, GET /v1/status, POST /v1/signout, GET /.well-known/jwks.json, GET /healthz and GET /readyz."
+        "No such endpoint. This server has POST /v1/auth, POST /v1/api, GET /v1/status, POST /v1/signout, GET /v1/datasources, GET /v1/openapi.json, GET /.well-known/jwks.json, GET /healthz, GET /readyz and the Playground at GET /; /v1/openapi.json describes them all."
             .into(),
     )
 }

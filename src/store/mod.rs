@@ -182,6 +182,16 @@ impl Store {
         Ok(())
     }
 
+    /// Connections the pool holds now, in use or idle (for `/metrics`).
+    pub fn pool_size(&self) -> u32 {
+        on_pool!(self, pool => pool.size())
+    }
+
+    /// Connections the pool holds idle now.
+    pub fn pool_idle(&self) -> usize {
+        on_pool!(self, pool => pool.num_idle())
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)

@@ -313,7 +313,8 @@ fn base64_std(text: &str) -> String {
 
 both_backends!(unknown_routes_are_404_and_wrong_methods_are_405_in_the_error_shape);
 async fn unknown_routes_are_404_and_wrong_methods_are_405_in_the_error_shape(app: TestApp) {
-    for (method, path) in [(Method::GET, "/v1/nothing"), (Method::POST, "/"), (Method::GET, "/v1")]
+    for (method, path) in
+        [(Method::GET, "/v1/nothing"), (Method::POST, "/nothing"), (Method::GET, "/v1")]
     {
         let response = app.request(method, path, &[], None).await;
         assert_error(response, 404, "Not Found").await;
@@ -324,6 +325,7 @@ async fn unknown_routes_are_404_and_wrong_methods_are_405_in_the_error_shape(app
         (Method::POST, "/v1/status"),
         (Method::GET, "/v1/signout"),
         (Method::DELETE, "/healthz"),
+        (Method::POST, "/"),
     ] {
         let response = app.request(method.clone(), path, &[], None).await;
         assert_error(response, 405, "Method Not Allowed").await;

@@ -13,5 +13,6 @@ mod cli;
 mod data;
 mod gate;
 mod instances;
+mod observe;
 mod seed_client;
 mod throttle;
