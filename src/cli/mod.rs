@@ -4,6 +4,7 @@
 
 mod admin;
 mod demo;
+mod explain;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -47,6 +48,13 @@ enum Command {
     /// Manage the JWT signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Say whether USER may do OPERATION on DATASOURCE, and why.
+    Explain {
+        user: String,
+        datasource: String,
+        /// query, insert, update or delete.
+        operation: String,
+    },
     /// Check that the config file, the catalog and the database agree.
     Check,
 }
@@ -191,6 +199,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::User(command) => admin::user(config, command).await,
         Command::Session(command) => admin::session(config, command).await,
         Command::Keys(KeysCommand::Rotate) => admin::rotate_keys(&config).await,
+        Command::Explain { user, datasource, operation } => {
+            explain::explain(&config, &user, &datasource, &operation).await
+        }
         Command::Check => {
             crate::check(&config).await?;
             println!("ok: the config file and the database agree");
