@@ -10,6 +10,9 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
+mod network;
+pub use network::NetworkConfig;
+
 /// The whole configuration file. Unknown keys anywhere are an error that
 /// names the key.
 #[derive(Clone, Debug, Deserialize)]
@@ -32,6 +35,8 @@ pub struct Config {
     #[serde(default)]
     pub throttle: ThrottleConfig,
     #[serde(default)]
+    pub network: NetworkConfig,
+    #[serde(default)]
     pub datasources: IndexMap<String, DatasourceConfig>,
     #[serde(default)]
     pub roles: BTreeMap<String, BTreeMap<String, Vec<Operation>>>,
@@ -48,6 +53,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             password: PasswordConfig::default(),
             throttle: ThrottleConfig::default(),
+            network: NetworkConfig::default(),
             datasources: IndexMap::new(),
             roles: BTreeMap::new(),
         }
