@@ -2,6 +2,8 @@
 //! this module is free of axum.
 
 mod api;
+mod compression;
+mod cors;
 mod extract;
 mod handlers;
 
@@ -55,7 +57,8 @@ impl std::fmt::Debug for AppState {
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let max_body = state.auth.config.max_body.0;
-    Router::new()
+    let network = state.auth.config.network.clone();
+    let router = Router::new()
         .route("/v1/auth", post(handlers::sign_in))
         .route("/v1/api", post(api::api))
         .route("/v1/signout", post(handlers::sign_out))
@@ -67,7 +70,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(Arc::new(max_body), refuse_large_bodies))
-        .with_state(state)
+        .layer(compression::layer())
+        .with_state(state);
+    cors::apply(router, &network)
 }
 
 /// Refuses a declared body larger than `max_body` before reading any of it;
