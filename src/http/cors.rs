@@ -54,8 +54,13 @@ impl Cors {
     }
 }
 
-/// `router` with CORS for the configured origins; as it is when there are none.
-pub fn apply(router: Router, network: &NetworkConfig) -> Router {
+/// `router` with CORS for the configured origins; as it is when there are
+/// none. Generic over the router's state, so it can sit at any place in the
+/// layer stack.
+pub fn apply<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    network: &NetworkConfig,
+) -> Router<S> {
     let Some(cors) = build(&network.cors_origins) else { return router };
     router.layer(middleware::from_fn_with_state(Arc::new(cors), cors_middleware))
 }
