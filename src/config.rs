@@ -10,6 +10,9 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
+mod network;
+pub use network::NetworkConfig;
+
 /// The whole configuration file. Unknown keys anywhere are an error that
 /// names the key.
 #[derive(Clone, Debug, Deserialize)]
@@ -149,14 +152,6 @@ impl Default for ThrottleConfig {
             window: HumanDuration(Duration::from_secs(15 * 60)),
         }
     }
-}
-
-/// `[network]`: listeners and connection limits.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NetworkConfig {
-    /// Serve `GET /metrics` only on this address (not on `listen`).
-    pub metrics_listen: Option<String>,
 }
 
 /// `[datasources.NAME]`: one table and its attributes, in file order.

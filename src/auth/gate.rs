@@ -113,16 +113,36 @@ fn token_refused(e: &TokenError) -> ApiError {
     unauthorized(&format!("The bearer token was refused: {e}."))
 }
 
-/// The token from an `Authorization: Bearer <jwt>` value.
+/// The token from an `Authorization: Bearer <jwt>` value, or from the JWT
+/// sent bare (`Authorization: <jwt>`), as some CloudIO clients do (design
+/// §1.2). A bare value must have a JWT's shape: three base64url parts.
 pub fn parse_bearer(value: &[u8]) -> Result<&str, ApiError> {
     let value = std::str::from_utf8(value).map_err(|_| token_refused(&TokenError::Malformed))?;
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or(("", ""));
+    let value = value.trim();
+    if is_jwt_shaped(value) {
+        return Ok(value);
+    }
+    let (scheme, token) = value.split_once(' ').unwrap_or(("", ""));
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(unauthorized(
             "The Authorization header must be 'Bearer <jwt>', with the jwt from sign-in.",
         ));
     }
     Ok(token.trim())
+}
+
+/// Whether `value` is three non-empty base64url parts joined by dots (RFC
+/// 7519's compact form); whether it verifies is the key ring's business.
+fn is_jwt_shaped(value: &str) -> bool {
+    let mut parts = 0;
+    for part in value.split('.') {
+        parts += 1;
+        let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if part.is_empty() || !part.bytes().all(base64url) {
+            return false;
+        }
+    }
+    parts == 3
 }
 
 impl Auth<'_> {
@@ -286,5 +306,23 @@ mod tests {
         assert!(parse_bearer(b"Token abc").is_err());
         assert!(parse_bearer(b"Bearer").is_err());
         assert!(parse_bearer(b"abc").is_err());
+    }
+
+    #[test]
+    fn a_bare_jwt_is_taken_as_it_is() {
+        assert_eq!(parse_bearer(b"eyJh.eyJz.c2ln").unwrap(), "eyJh.eyJz.c2ln");
+        assert_eq!(parse_bearer(b"  a-b_c.d.e \t").unwrap(), "a-b_c.d.e");
+        for not_a_jwt in [
+            &b"a.b"[..],
+            b"a.b.c.d",
+            b"a..c",
+            b"a.b.",
+            b".b.c",
+            b"a.b+.c",
+            b"a.b.c=",
+            b"Token a.b.c",
+        ] {
+            assert!(parse_bearer(not_a_jwt).is_err(), "{}", String::from_utf8_lossy(not_a_jwt));
+        }
     }
 }

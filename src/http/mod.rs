@@ -2,6 +2,8 @@
 //! this module is free of axum.
 
 mod api;
+mod compression;
+mod cors;
 mod datasources;
 mod extract;
 mod handlers;
@@ -47,11 +49,13 @@ pub fn router(state: AppState) -> Router {
         .route("/playground.svg", get(playground::icon));
     let router =
         if metrics_here { router.route("/metrics", get(metrics::metrics)) } else { router };
-    router
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(Arc::new(max_body), refuse_large_bodies))
+        .layer(compression::layer());
+    cors::apply(router, &state.config.network)
         .layer(middleware::from_fn(request_span))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)

@@ -10,6 +10,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod clients;
 mod data;
 mod gate;
 mod instances;
