@@ -106,7 +106,12 @@ fn rows<'v>(response: &'v Value, alias: &str) -> &'v Vec<Value> {
 }
 
 async fn caller<'a>(app: &'a TestApp, name: &str, roles: &[&str]) -> Caller<'a> {
-    app.add_user(name, "cloudio", "pw", roles).await;
+    caller_in(app, name, "cloudio", roles).await
+}
+
+/// A new user of `org` with `roles`, signed in.
+async fn caller_in<'a>(app: &'a TestApp, name: &str, org: &str, roles: &[&str]) -> Caller<'a> {
+    app.add_user(name, org, "pw", roles).await;
     let s = app.sign_in_ok(name, "pw").await;
     Caller { app, jwt: s.jwt, csrf: s.csrf }
 }
@@ -253,3 +258,4 @@ filter_test!(group_not_is_none_of_and_keeps_nulls, [{"not": [{"remote": {"is": t
 filter_test!(top_level_filters_are_anded, [{"active": {"is": "Y"}}, {"salary": {"lt": 300}}], ["back\\slash", "' OR '1'='1", ""]);
 
 mod post;
+mod tenants;
