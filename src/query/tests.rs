@@ -361,3 +361,70 @@ async fn values_round_trip_and_sort_is_stable() {
         query(&store, &catalog, json!({"filter": {"id": {"eq": 13}}, "limit": 1})).await.unwrap();
     assert_eq!(r["data"]["q"]["data"][0]["name"], "' OR '1'='1");
 }
+
+/// Binds a list of filters as written, for the model.
+fn bound_list(written: &Value, catalog: &Catalog) -> Vec<Filter> {
+    let raw = super::filter::parse_list(written, 1, &mut super::filter::Budget::default()).unwrap();
+    super::bind::bind(&raw, catalog.datasources().next().unwrap()).unwrap()
+}
+
+#[test]
+fn grants_and_filters_return_the_rows_the_model_picks() {
+    use crate::config::{Config, GrantConfig, GrantRules, Operation};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("g.db").display());
+    let (store, _) = runtime.block_on(seeded(&url));
+    let all_rows = rows();
+    let strategy = (
+        prop::collection::vec(filter(), 1..3),
+        prop::collection::vec(filter(), 1..3),
+        prop::collection::vec(filter(), 0..3),
+    );
+    let mut runner = TestRunner::new(RunnerConfig { cases: 128, ..RunnerConfig::default() });
+    runner
+        .run(&strategy, |(grant_a, grant_b, asked)| {
+            let mut config = Config::parse(crate::catalog::fixtures::THINGS).unwrap();
+            for (role, written) in [("a", &grant_a), ("b", &grant_b)] {
+                let rules = GrantRules {
+                    operations: vec![Operation::Query],
+                    filter: Some(json!(written)),
+                    attributes: None,
+                };
+                config
+                    .roles
+                    .insert(role.into(), [("Things".into(), GrantConfig::Rules(rules))].into());
+            }
+            let catalog = Catalog::from_config(&config).unwrap();
+            let principal = crate::auth::Principal {
+                roles: vec!["a".into(), "b".into()],
+                ..super::bind::tests::owner()
+            };
+            let q =
+                json!({"filter": asked, "projection": {"id": 1}, "sort": {"id": 1}, "limit": 1000});
+            let body = serde_json::to_vec(&json!({"q": {"ds": "Things", "query": q}})).unwrap();
+            let plan = super::prepare(&catalog, &principal, &body, 1000).unwrap();
+            let stamp = Stamp { user: "t".into(), now: "2024-05-01T00:00:00.000000Z".into() };
+            let out = runtime.block_on(execute(&store, &plan, &stamp)).unwrap();
+            let response: Value = serde_json::from_slice(&out).unwrap();
+            let (a, b) =
+                (bound_list(&json!(grant_a), &catalog), bound_list(&json!(grant_b), &catalog));
+            let user = bound_list(&json!(asked), &catalog);
+            let passes = |list: &[Filter], row: &Value| list.iter().all(|f| eval(f, row, &catalog));
+            let expected: Vec<i64> = all_rows
+                .iter()
+                .filter(|row| (passes(&a, row) || passes(&b, row)) && passes(&user, row))
+                .map(|row| row["id"].as_i64().unwrap())
+                .collect();
+            prop_assert_eq!(
+                ids(&response),
+                expected,
+                "grants {:?} {:?}, filter {:?}",
+                grant_a,
+                grant_b,
+                asked
+            );
+            Ok(())
+        })
+        .unwrap();
+}
