@@ -7,23 +7,10 @@ use std::io::Read;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tessera::auth::signin::SignedIn;
+use tessera::catalog::fixtures::EMPLOYEES;
 use tessera::config::Config;
 
 use crate::helpers::*;
-
-const CATALOG: &str = r#"
-    [datasources.Employees]
-    table = "employees"
-    [datasources.Employees.attributes]
-    empId  = { type = "Integer", primary_key = true, generated = true }
-    name   = { type = "String", required = true }
-    salary = { type = "Decimal" }
-    active = { type = "YN", default = "Y" }
-    email  = { type = "Email", column = "email_address", updatable = false }
-
-    [roles.hr_admin]
-    Employees = ["query", "insert", "update", "delete"]
-"#;
 
 /// The origin of the browser page in these tests.
 const APP_ORIGIN: &str = "http://127.0.0.1:5173";
@@ -40,9 +27,7 @@ const CLIENT_HEADERS: [&str; 7] = [
 ];
 
 fn catalog(config: &mut Config) {
-    let parsed = Config::parse(CATALOG).unwrap();
-    config.datasources = parsed.datasources;
-    config.roles = parsed.roles;
+    use_catalog(config, EMPLOYEES);
 }
 
 fn catalog_and_one_origin(config: &mut Config) {

@@ -42,9 +42,7 @@ const CATALOG: &str = r#"
 
 /// The test config with the catalog above.
 fn catalog(config: &mut Config) {
-    let parsed = Config::parse(CATALOG).unwrap();
-    config.datasources = parsed.datasources;
-    config.roles = parsed.roles;
+    use_catalog(config, CATALOG);
 }
 
 /// A signed-in caller of `/v1/api`.

@@ -97,6 +97,13 @@ macro_rules! both_databases {
     };
 }
 
+/// Puts the datasources and roles of the catalog `text` into `config`.
+pub fn use_catalog(config: &mut Config, text: &str) {
+    let parsed = Config::parse(text).unwrap();
+    config.datasources = parsed.datasources;
+    config.roles = parsed.roles;
+}
+
 /// The default for `both_backends!`: the cheap test config as it is.
 pub fn no_changes(_: &mut Config) {}
 

@@ -41,9 +41,7 @@ const CATALOG: &str = r#"
 const EVERY_NAME: [&str; 3] = ["Employees", "Codes", "Vault"];
 
 fn catalog(config: &mut Config) {
-    let parsed = Config::parse(CATALOG).unwrap();
-    config.datasources = parsed.datasources;
-    config.roles = parsed.roles;
+    use_catalog(config, CATALOG);
 }
 
 /// `GET path` signed in with Bearer and `X-CSRF-Token`.

@@ -42,9 +42,7 @@ const TENANTS: &str = r#"
 "#;
 
 fn tenants(config: &mut Config) {
-    let parsed = Config::parse(TENANTS).unwrap();
-    config.datasources = parsed.datasources;
-    config.roles = parsed.roles;
+    use_catalog(config, TENANTS);
 }
 
 fn insert(names: &[&str]) -> Value {
