@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod gate;
 pub mod password;
 pub mod signin;
+pub mod throttle;
 pub mod tokens;
 
 use std::sync::Arc;
