@@ -8,6 +8,10 @@
 //! When the check ends, the reservation becomes a failure, or is given back.
 //! So N parallel wrong guesses get at most `threshold` password checks, and
 //! N parallel right ones are never failures: they only wait for each other.
+//!
+//! Each statement touches one key and commits at once, so no statement ever
+//! holds one counter's row while it waits for another's: attempts sharing
+//! keys cannot deadlock on PostgreSQL.
 
 use anyhow::{Context, Result};
 
@@ -74,15 +78,15 @@ macro_rules! live_failures {
     };
 }
 
-/// Reserves a place under up to three keys ($4.. key, threshold pairs) in one
-/// statement; returns the keys that reserved. A key may take another attempt
+/// Reserves a place under the key $4 (threshold $5); returns the key if it
+/// reserved. A key may take another attempt
 /// while it is not locked and its pending attempts are fewer than its budget:
 /// the failures left below its threshold, or one attempt past it once the
 /// lock has run out. $1 now, $2 window start, $3 lease start.
 const RESERVE: &str = concat!(
     "INSERT INTO sign_in_failures ",
     "(key, failures, last_at, locked_until, pending, pending_at, threshold) VALUES ",
-    "($4, 0, 0, 0, 1, $1, $5), ($6, 0, 0, 0, 1, $1, $7), ($8, 0, 0, 0, 1, $1, $9) ",
+    "($4, 0, 0, 0, 1, $1, $5) ",
     "ON CONFLICT (key) DO UPDATE SET ",
     "failures = ",
     live_failures!(),
@@ -134,92 +138,87 @@ const FAIL: &str = concat!(
     "ELSE $1 + ($3 << ",
     past_threshold!(),
     ") END ",
-    "WHERE key IN ($5, $6, $7)"
+    "WHERE key = $5"
 );
 
-/// Gives reservations back; the key $1 (if any) also forgets its failures.
+/// Gives a reservation back under the key $2; with $1 true the key also
+/// forgets its failures and lock.
 const GIVE_BACK: &str = concat!(
     "UPDATE sign_in_failures SET ",
     "pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END, ",
-    "failures = CASE WHEN key = $1 THEN 0 ELSE failures END, ",
-    "locked_until = CASE WHEN key = $1 THEN 0 ELSE locked_until END ",
-    "WHERE key IN ($2, $3, $4)"
+    "failures = CASE WHEN $1 THEN 0 ELSE failures END, ",
+    "locked_until = CASE WHEN $1 THEN 0 ELSE locked_until END ",
+    "WHERE key = $2"
 );
 
-/// Three key slots; unused ones repeat the first key (harmless in `IN`, and
-/// an upsert row may not repeat a key, so callers pass three distinct keys
-/// to [`Store::reserve_attempt`]).
-fn slots(keys: &[&str]) -> [String; 3] {
-    let at = |i: usize| keys.get(i).or(keys.first()).map_or_else(String::new, |k| (*k).to_owned());
-    [at(0), at(1), at(2)]
-}
-
 impl Store {
-    /// Reserves a place for one attempt under all three `counters` at once,
-    /// or none: what one counter reserved is given back when another
-    /// refuses. Locked wins over held.
+    /// Reserves a place for one attempt under each of `counters` in turn,
+    /// or under none: what one counter reserved is given back when another
+    /// refuses. A lock on any counter wins over a budget held elsewhere.
     pub async fn reserve_attempt(
         &self,
-        counters: &[Counter; 3],
+        counters: &[Counter],
         timing: Timing,
     ) -> Result<Reservation> {
-        let [a, b, c] = counters;
-        let reserved: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(RESERVE)
-            .bind(timing.now).bind(timing.now - timing.window).bind(timing.now - timing.lease)
-            .bind(&a.key).bind(a.threshold).bind(&b.key).bind(b.threshold)
-            .bind(&c.key).bind(c.threshold)
-            .fetch_all(pool).await)
-        .context("reserving a sign-in attempt")?;
-        if reserved.len() == counters.len() {
+        let mut taken = Vec::with_capacity(counters.len());
+        for counter in counters {
+            let reserved: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(RESERVE)
+                .bind(timing.now).bind(timing.now - timing.window).bind(timing.now - timing.lease)
+                .bind(&counter.key).bind(counter.threshold)
+                .fetch_optional(pool).await)
+            .context("reserving a sign-in attempt")?;
+            if reserved.is_none() {
+                break;
+            }
+            taken.push(counter.key.as_str());
+        }
+        if taken.len() == counters.len() {
             return Ok(Reservation::Reserved);
         }
-        let taken: Vec<&str> = reserved.iter().map(|(k,)| k.as_str()).collect();
-        if !taken.is_empty() {
-            self.finish_attempt(&taken, Outcome::Released, timing).await?;
-        }
-        let refused = slots(
-            &counters
-                .iter()
-                .map(|c| c.key.as_str())
-                .filter(|k| !taken.contains(k))
-                .collect::<Vec<_>>(),
-        );
-        let locked: Option<(String, i64)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT key, locked_until FROM sign_in_failures WHERE key IN ($1, $2, $3) \
-             ORDER BY locked_until DESC LIMIT 1")
-            .bind(&refused[0]).bind(&refused[1]).bind(&refused[2])
-            .fetch_optional(pool).await)
-        .context("reading a sign-in lock")?;
-        match locked {
-            Some((key, until)) if until > timing.now => {
-                Ok(Reservation::Locked { key, wait: until - timing.now })
+        self.finish_attempt(&taken, Outcome::Released, timing).await?;
+        let mut lock: Option<(String, Micros)> = None;
+        for counter in counters {
+            let until: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as(
+                "SELECT locked_until FROM sign_in_failures WHERE key = $1")
+                .bind(&counter.key).fetch_optional(pool).await)
+            .context("reading a sign-in lock")?;
+            match until {
+                Some((until,))
+                    if until > timing.now && lock.as_ref().is_none_or(|l| until > l.1) =>
+                {
+                    lock = Some((counter.key.clone(), until));
+                }
+                _ => {}
             }
-            _ => Ok(Reservation::Held),
         }
+        Ok(match lock {
+            Some((key, until)) => Reservation::Locked { key, wait: until - timing.now },
+            None => Reservation::Held,
+        })
     }
 
-    /// Ends the reservations of one attempt under `keys` (at most three).
+    /// Ends the reservations of one attempt under `keys`.
     pub async fn finish_attempt(
         &self,
         keys: &[&str],
         outcome: Outcome<'_>,
         timing: Timing,
     ) -> Result<()> {
-        let [a, b, c] = slots(keys);
-        let done = match outcome {
-            Outcome::Failed => on_pool!(self, pool => sqlx::query(FAIL)
-                .bind(timing.now).bind(timing.now - timing.window)
-                .bind(timing.base_wait).bind(timing.window)
-                .bind(&a).bind(&b).bind(&c)
-                .execute(pool).await.map(|r| r.rows_affected())),
-            Outcome::Succeeded { reset } => on_pool!(self, pool => sqlx::query(GIVE_BACK)
-                .bind(reset).bind(&a).bind(&b).bind(&c)
-                .execute(pool).await.map(|r| r.rows_affected())),
-            Outcome::Released => on_pool!(self, pool => sqlx::query(GIVE_BACK)
-                .bind(None::<&str>).bind(&a).bind(&b).bind(&c)
-                .execute(pool).await.map(|r| r.rows_affected())),
-        };
-        done.context("ending a sign-in attempt")?;
+        for key in keys {
+            let done = match outcome {
+                Outcome::Failed => on_pool!(self, pool => sqlx::query(FAIL)
+                    .bind(timing.now).bind(timing.now - timing.window)
+                    .bind(timing.base_wait).bind(timing.window).bind(*key)
+                    .execute(pool).await.map(|r| r.rows_affected())),
+                Outcome::Succeeded { reset } => on_pool!(self, pool => sqlx::query(GIVE_BACK)
+                    .bind(*key == reset).bind(*key)
+                    .execute(pool).await.map(|r| r.rows_affected())),
+                Outcome::Released => on_pool!(self, pool => sqlx::query(GIVE_BACK)
+                    .bind(false).bind(*key)
+                    .execute(pool).await.map(|r| r.rows_affected())),
+            };
+            done.context("ending a sign-in attempt")?;
+        }
         Ok(())
     }
 

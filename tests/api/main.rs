@@ -12,6 +12,7 @@ mod auth;
 mod cli;
 mod data;
 mod gate;
+mod guessing;
 mod instances;
 mod seed_client;
 mod throttle;
