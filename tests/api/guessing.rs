@@ -245,3 +245,34 @@ async fn names_that_cannot_exist_get_the_seed_403_at_once_and_cost_a_bounded_aud
     // steve is not affected.
     app.sign_in_ok("steve", "s3cret").await;
 }
+
+/// Marks `key` as holding `pending` checks that began at `at`, as an
+/// instance that died mid-check leaves it.
+async fn hold(app: &TestApp, key: &str, pending: i64, at: i64) {
+    let sql = "INSERT INTO sign_in_failures \
+               (key, failures, last_at, locked_until, pending, pending_at, threshold) \
+               VALUES ($1, 0, 0, 0, $2, $3, 5)";
+    match app.store() {
+        Store::Sqlite(pool) => {
+            sqlx::query(sql).bind(key).bind(pending).bind(at).execute(pool).await.unwrap();
+        }
+        Store::Postgres(pool) => {
+            sqlx::query(sql).bind(key).bind(pending).bind(at).execute(pool).await.unwrap();
+        }
+    }
+}
+
+both_backends!(checks_held_by_a_dead_instance_delay_sign_in_at_most_until_their_lease_ends);
+async fn checks_held_by_a_dead_instance_delay_sign_in_at_most_until_their_lease_ends(app: TestApp) {
+    app.add_user("steve", "cloudio", "s3cret", &[]).await;
+    hold(&app, "ua:127.0.0.1|steve", 5, app.clock.now()).await;
+
+    // The whole budget looks busy: the attempt waits its bounded time, then 503.
+    let response = app.sign_in("steve", "s3cret").await;
+    assert_eq!(header(&response, "retry-after").as_deref(), Some("1"));
+    assert_error(response, 503, "Service Unavailable").await;
+
+    // 30 s after the last reservation, the dead instance's places are free.
+    app.clock.advance(std::time::Duration::from_secs(31));
+    app.sign_in_ok("steve", "s3cret").await;
+}
