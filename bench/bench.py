@@ -633,6 +633,48 @@ def s4_query_sqlite(ctx):
                       "S1–S3's default-cost argon2 hashes (glibc keeps their 19 MiB blocks per thread arena)")
     if want("S6"):
         measure_post("S6", "SQLite", srv, sess, ctx["tmp"])
+    if want("S11"):
+        s11_compression(srv, sess, ctx["tmp"])
+
+
+def s11_compression(srv, sess, tmp: Path):
+    """S11: what compression costs and saves on the S4 query. wrk runs without
+    Accept-Encoding (plain), with `gzip` and with `br` alternate on one server,
+    so the ratios are side by side; the bytes are one answer of each."""
+    body_file = tmp / "query.json"
+    body_file.write_text(json.dumps(EMPLOYEE_QUERY))
+    auth = {"Authorization": f"Bearer {sess['jwt']}", "X-CSRF-Token": sess["csrf"]}
+    size = {}
+    for enc in ("", "gzip", "br"):
+        status, resp, headers = http_post(srv.port, "/v1/api", EMPLOYEE_QUERY,
+                                          {**auth, **({"Accept-Encoding": enc} if enc else {})})
+        got = {k.lower(): v for k, v in headers.items()}.get("content-encoding", "")
+        if status != 200 or got != enc:
+            raise RuntimeError(f"S11: Accept-Encoding {enc or '(none)'} gave {status}, Content-Encoding {got!r}")
+        size[enc] = len(resp)
+    rps = {enc: [] for enc in size}
+    wrk(srv.url + "/healthz", duration=1)  # warm-up
+    for i in range(ARGS.runs):
+        for enc in size:
+            env = {**api_env(sess, body_file), "BENCH_ACCEPT_ENCODING": enc}
+            note = API_NOTE + "query.json" + (f" BENCH_ACCEPT_ENCODING={enc}" if enc else "")
+            r = wrk(srv.url, script="api.lua", env=env, latency=True, env_note=note)
+            if r["non2xx"] or r["socket_errors"]:
+                raise RuntimeError(f"S11: {r['non2xx']} non-2xx answers, socket errors {r['socket_errors']}")
+            rps[enc].append(r["rps"])
+        log(f"S11 run {i + 1}: plain {rps[''][-1]:,.0f}, gzip {rps['gzip'][-1]:,.0f}, "
+            f"br {rps['br'][-1]:,.0f} req/s")
+    runs = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)
+    figure("S11", "S4 query, no Accept-Encoding (plain)", med(rps[""]), "req/s", detail=f"runs {runs(rps[''])}")
+    for enc in ("gzip", "br"):
+        figure("S11", f"S4 query, Accept-Encoding: {enc}", med(rps[enc]), "req/s", detail=f"runs {runs(rps[enc])}")
+        ratio = med(rps[enc]) / med(rps[""])
+        figure("S11", f"{enc} req/s ÷ plain req/s", ratio, "ratio",
+               detail="per-run ratios " + ", ".join(f"{b / a:.2f}" for a, b in zip(rps[""], rps[enc])))
+    for enc in ("gzip", "br"):
+        figure("S11", f"bytes of one S4 answer, {enc}", size[enc], "bytes",
+               detail=f"plain {size['']:,} bytes; {enc} saves {size[''] - size[enc]:,} bytes "
+                      f"({1 - size[enc] / size['']:.0%})")
 
 
 def s5_s6_postgres(ctx):
@@ -1083,7 +1125,7 @@ def main():
             s2b_timing(ctx)
         if want("S3"):
             s3_storm(ctx)
-        if want("S4", "S6"):
+        if want("S4", "S6", "S11"):
             s4_query_sqlite(ctx)
         srv.stop()
         if want("S5", "S6"):

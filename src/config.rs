@@ -10,6 +10,9 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
+mod network;
+pub use network::NetworkConfig;
+
 /// The whole configuration file. Unknown keys anywhere are an error that
 /// names the key.
 #[derive(Clone, Debug, Deserialize)]
@@ -35,8 +38,9 @@ pub struct Config {
     pub network: NetworkConfig,
     #[serde(default)]
     pub datasources: IndexMap<String, DatasourceConfig>,
+    /// role → datasource → what the role grants on it.
     #[serde(default)]
-    pub roles: BTreeMap<String, BTreeMap<String, Vec<Operation>>>,
+    pub roles: BTreeMap<String, BTreeMap<String, GrantConfig>>,
 }
 
 impl Default for Config {
@@ -156,39 +160,59 @@ impl Default for ThrottleConfig {
     }
 }
 
-/// `[network]`: what tessera believes about the network in front of it.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NetworkConfig {
-    /// Proxies whose `X-Forwarded-For` / `Forwarded` is believed: CIDRs
-    /// (`"10.0.0.0/8"`) or single addresses (`"10.0.0.7"`).
-    #[serde(deserialize_with = "cidrs")]
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-}
-
-/// A list of CIDRs; a bare address is the network of that one address.
-fn cidrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .iter()
-        .map(|text| {
-            let text = text.trim();
-            text.parse::<ipnet::IpNet>()
-                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "invalid trusted proxy {text:?}: write a CIDR like \"10.0.0.0/8\" or an address like \"10.0.0.7\""
-                    ))
-                })
-        })
-        .collect()
-}
-
 /// `[datasources.NAME]`: one table and its attributes, in file order.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasourceConfig {
     pub table: String,
+    /// `org` (the default): rows belong to an org and each session sees
+    /// only its own org's; `global`: rows are shared by every org.
+    #[serde(default)]
+    pub scope: Scope,
     pub attributes: IndexMap<String, AttributeConfig>,
+}
+
+/// Whose rows a datasource holds (design §3, §4.5).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Org,
+    Global,
+}
+
+/// What one role grants on one datasource: the short form
+/// `DS = ["query", ...]`, or the long form `[roles.R.DS]` with
+/// `operations`, a row `filter` and an `attributes` list (design §4.5).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum GrantConfig {
+    Operations(Vec<Operation>),
+    Rules(GrantRules),
+}
+
+/// The long form of a grant.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRules {
+    pub operations: Vec<Operation>,
+    /// Rows the role reaches: the query language of design §1.4, with
+    /// `$user`, `$org` and `$session` taken from the session.
+    #[serde(default)]
+    pub filter: Option<serde_json::Value>,
+    /// The attributes the role sees; every attribute when absent.
+    #[serde(default)]
+    pub attributes: Option<Vec<String>>,
+}
+
+impl GrantConfig {
+    /// The operations granted, in either form.
+    pub fn operations(&self) -> &[Operation] {
+        match self {
+            Self::Operations(ops) => ops,
+            Self::Rules(rules) => &rules.operations,
+        }
+    }
 }
 
 /// One attribute of a datasource.
@@ -223,6 +247,22 @@ pub enum Operation {
     Insert,
     Update,
     Delete,
+}
+
+impl std::str::FromStr for Operation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "query" => Ok(Self::Query),
+            "insert" => Ok(Self::Insert),
+            "update" => Ok(Self::Update),
+            "delete" => Ok(Self::Delete),
+            other => {
+                Err(format!("unknown operation {other:?}: use query, insert, update or delete"))
+            }
+        }
+    }
 }
 
 impl fmt::Display for Operation {
@@ -398,7 +438,7 @@ mod tests {
         let ds = &config.datasources["Employees"];
         let names: Vec<_> = ds.attributes.keys().map(String::as_str).collect();
         assert_eq!(names, ["empId", "name", "salary", "active", "email"]);
-        assert_eq!(config.roles["hr_admin"]["Employees"].len(), 4);
+        assert_eq!(config.roles["hr_admin"]["Employees"].operations().len(), 4);
         assert_eq!(config.session.max_lifetime.0, Duration::from_secs(43200));
         assert_eq!(config.throttle.user_failures, 100);
         let proxies: Vec<String> =

@@ -35,9 +35,6 @@ pub enum ApiError {
     /// 413: the body is larger than `max_body`.
     #[error("{0}")]
     TooLarge(String),
-    /// 415: the body is not declared as JSON.
-    #[error("{0}")]
-    UnsupportedMediaType(String),
     /// 429: too many failed sign-ins; wait `retry_after` seconds.
     #[error("too many failed sign-ins")]
     TooManyRequests { retry_after: u64 },
@@ -74,7 +71,6 @@ impl ApiError {
             Self::MethodNotAllowed(_) => (405, "Method Not Allowed"),
             Self::Conflict(_) => (409, "Conflict"),
             Self::TooLarge(_) => (413, "Payload Too Large"),
-            Self::UnsupportedMediaType(_) => (415, "Unsupported Media Type"),
             Self::TooManyRequests { .. } => (429, "Too Many Requests"),
             Self::Internal(_) => (500, "Internal Server Error"),
             Self::Unavailable(_) => (503, "Service Unavailable"),
@@ -148,10 +144,6 @@ mod tests {
         assert_eq!(row(ApiError::MethodNotAllowed(String::new())), (405, "Method Not Allowed"));
         assert_eq!(row(ApiError::Conflict(String::new())), (409, "Conflict"));
         assert_eq!(row(ApiError::TooLarge(String::new())), (413, "Payload Too Large"));
-        assert_eq!(
-            row(ApiError::UnsupportedMediaType(String::new())),
-            (415, "Unsupported Media Type")
-        );
         assert_eq!(row(ApiError::TooManyRequests { retry_after: 1 }), (429, "Too Many Requests"));
         assert_eq!(row(ApiError::Internal(anyhow::anyhow!("x"))), (500, "Internal Server Error"));
         assert_eq!(row(ApiError::Unavailable(anyhow::anyhow!("x"))), (503, "Service Unavailable"));

@@ -16,8 +16,8 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::Auth;
 use super::tokens::TokenError;
+use super::{Auth, Principal};
 use crate::clock::{Micros, micros};
 use crate::error::ApiError;
 use crate::store::SessionRow;
@@ -29,40 +29,32 @@ pub const FRESH: Micros = 200_000;
 /// How long a remembered session may be used while one call re-reads it.
 pub const STALE: Micros = 500_000;
 
-/// Who the signed-in caller is; shared by every call of one session.
-#[derive(Debug)]
-pub struct Identity {
-    pub session_id: String,
-    pub user_id: i64,
-    pub user_name: String,
-    pub org_uid: String,
-    pub roles: Vec<String>,
-}
-
-/// The signed-in caller: who (through `Deref` to [`Identity`]) and until when.
+/// A signed-in caller as the gate lets it through: who (through `Deref` to
+/// [`Principal`]) and until when.
 #[derive(Clone, Debug)]
-pub struct Principal {
-    pub identity: Arc<Identity>,
+pub struct Caller {
+    pub principal: Arc<Principal>,
     /// When the session ends regardless of use.
     pub expires_at: Micros,
     /// When the session ends if it is not used again.
     pub idle_expires_at: Micros,
 }
 
-impl std::ops::Deref for Principal {
-    type Target = Identity;
+impl std::ops::Deref for Caller {
+    type Target = Principal;
 
-    fn deref(&self) -> &Identity {
-        &self.identity
+    fn deref(&self) -> &Principal {
+        &self.principal
     }
 }
 
+/// What the gate remembers of one verified token.
 struct Entry {
     /// The token's `exp`, in seconds.
     exp: i64,
-    /// The session's state as last read (its identity is in `identity`).
+    /// The session's state as last read (who it is, is in `principal`).
     state: SessionState,
-    identity: Arc<Identity>,
+    principal: Arc<Principal>,
     fetched_at: Micros,
     /// The latest use seen by this process.
     last_used: AtomicI64,
@@ -96,6 +88,16 @@ impl Cache {
         }
     }
 
+    /// How many verified tokens are remembered (for `/metrics`).
+    pub fn len(&self) -> usize {
+        self.entries.read().map_or(0, |map| map.len())
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn remove_where(&self, gone: impl Fn(&Entry) -> bool) {
         if let Ok(mut map) = self.entries.write() {
             map.retain(|_, entry| !gone(entry));
@@ -111,10 +113,16 @@ fn token_refused(e: &TokenError) -> ApiError {
     unauthorized(&format!("The bearer token was refused: {e}."))
 }
 
-/// The token from an `Authorization: Bearer <jwt>` value.
+/// The token from an `Authorization: Bearer <jwt>` value, or from the JWT
+/// sent bare (`Authorization: <jwt>`), as some CloudIO clients do (design
+/// §1.2). A bare value must have a JWT's shape: three base64url parts.
 pub fn parse_bearer(value: &[u8]) -> Result<&str, ApiError> {
     let value = std::str::from_utf8(value).map_err(|_| token_refused(&TokenError::Malformed))?;
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or(("", ""));
+    let value = value.trim();
+    if is_jwt_shaped(value) {
+        return Ok(value);
+    }
+    let (scheme, token) = value.split_once(' ').unwrap_or(("", ""));
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(unauthorized(
             "The Authorization header must be 'Bearer <jwt>', with the jwt from sign-in.",
@@ -123,7 +131,21 @@ pub fn parse_bearer(value: &[u8]) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-impl Auth {
+/// Whether `value` is three non-empty base64url parts joined by dots (RFC
+/// 7519's compact form); whether it verifies is the key ring's business.
+fn is_jwt_shaped(value: &str) -> bool {
+    let mut parts = 0;
+    for part in value.split('.') {
+        parts += 1;
+        let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if part.is_empty() || !part.bytes().all(base64url) {
+            return false;
+        }
+    }
+    parts == 3
+}
+
+impl Auth<'_> {
     /// Lets a signed-in call through, or says why not: 401 for anything
     /// wrong with the token or the session, 403 for a missing or wrong CSRF
     /// token.
@@ -131,7 +153,7 @@ impl Auth {
         &self,
         bearer: Option<&[u8]>,
         csrf: Option<&str>,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Caller, ApiError> {
         let bearer = bearer.ok_or_else(|| {
             unauthorized("Missing bearer token: send Authorization: Bearer <jwt>, with the jwt from sign-in.")
         })?;
@@ -149,7 +171,7 @@ impl Auth {
                 entry
             }
             Some(stale) => {
-                let entry = self.load(&stale.identity.session_id, stale.exp, now).await?;
+                let entry = self.load(&stale.principal.session_id, stale.exp, now).await?;
                 self.gate.put(key, entry.clone());
                 entry
             }
@@ -159,7 +181,7 @@ impl Auth {
                     .verify(token, now.div_euclid(1_000_000))
                     .map_err(|e| token_refused(&e))?;
                 let entry = self.load(&claims.session, claims.exp, now).await?;
-                if entry.identity.user_name != claims.sub {
+                if entry.principal.user_name != claims.sub {
                     return Err(unauthorized("The token does not match its session."));
                 }
                 self.gate.put(key, entry.clone());
@@ -198,7 +220,7 @@ impl Auth {
             .session(session_id)
             .await?
             .ok_or_else(|| unauthorized("The session of this token does not exist."))?;
-        let identity = Arc::new(Identity {
+        let principal = Arc::new(Principal {
             session_id: id,
             user_id,
             user_name,
@@ -209,10 +231,10 @@ impl Auth {
             SessionState { csrf, created_at, last_used_at, ended: ended_at.is_some(), disabled };
         let last_used = AtomicI64::new(last_used_at);
         let refreshing = AtomicBool::new(false);
-        Ok(Arc::new(Entry { exp, state, identity, fetched_at: now, last_used, refreshing }))
+        Ok(Arc::new(Entry { exp, state, principal, fetched_at: now, last_used, refreshing }))
     }
 
-    fn check_live(&self, entry: &Entry, now: Micros) -> Result<Principal, ApiError> {
+    fn check_live(&self, entry: &Entry, now: Micros) -> Result<Caller, ApiError> {
         let row = &entry.state;
         let idle = micros(self.config.session.idle_timeout.0);
         let expires_at = (row.created_at + micros(self.config.session.max_lifetime.0))
@@ -232,8 +254,8 @@ impl Auth {
         if let Some(refusal) = refusal {
             return Err(unauthorized(refusal));
         }
-        Ok(Principal {
-            identity: entry.identity.clone(),
+        Ok(Caller {
+            principal: entry.principal.clone(),
             expires_at,
             idle_expires_at: (now + idle).min(expires_at),
         })
@@ -246,21 +268,21 @@ impl Auth {
         let interval = (micros(self.config.session.idle_timeout.0) / 10).clamp(1, 5_000_000);
         let stored = entry.state.last_used_at;
         if now - stored >= interval && previous - stored < interval {
-            self.store.touch_session(&entry.identity.session_id, now).await?;
+            self.store.touch_session(&entry.principal.session_id, now).await?;
         }
         Ok(())
     }
 
     /// Drops a session from this process's memory at once.
     pub fn forget_session(&self, session_id: &str) {
-        self.gate.remove_where(|entry| entry.identity.session_id == session_id);
+        self.gate.remove_where(|entry| entry.principal.session_id == session_id);
     }
 
     /// Acts on a change notice from the database: forget what it touches.
     pub fn apply_change(&self, change: &Change) {
         match change {
             Change::Session(id) => self.forget_session(id),
-            Change::User(id) => self.gate.remove_where(|entry| entry.identity.user_id == *id),
+            Change::User(id) => self.gate.remove_where(|entry| entry.principal.user_id == *id),
             Change::Keys => {}
             Change::Missed => self.gate.remove_where(|_| true),
         }
@@ -284,5 +306,23 @@ mod tests {
         assert!(parse_bearer(b"Token abc").is_err());
         assert!(parse_bearer(b"Bearer").is_err());
         assert!(parse_bearer(b"abc").is_err());
+    }
+
+    #[test]
+    fn a_bare_jwt_is_taken_as_it_is() {
+        assert_eq!(parse_bearer(b"eyJh.eyJz.c2ln").unwrap(), "eyJh.eyJz.c2ln");
+        assert_eq!(parse_bearer(b"  a-b_c.d.e \t").unwrap(), "a-b_c.d.e");
+        for not_a_jwt in [
+            &b"a.b"[..],
+            b"a.b.c.d",
+            b"a..c",
+            b"a.b.",
+            b".b.c",
+            b"a.b+.c",
+            b"a.b.c=",
+            b"Token a.b.c",
+        ] {
+            assert!(parse_bearer(not_a_jwt).is_err(), "{}", String::from_utf8_lossy(not_a_jwt));
+        }
     }
 }

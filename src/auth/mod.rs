@@ -5,37 +5,26 @@
 pub mod credentials;
 pub mod gate;
 pub mod password;
+pub mod principal;
 pub mod signin;
 pub mod throttle;
 pub mod tokens;
 
-use std::sync::Arc;
-
-use anyhow::Result;
-
-use crate::clock::{Clock, micros};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
 
-pub use gate::Principal;
+pub use gate::Caller;
+pub use principal::Principal;
 
-/// Everything authentication needs, shared by all requests.
-#[derive(Clone)]
-pub struct Auth {
-    pub store: Store,
-    pub clock: Clock,
-    pub config: Arc<Config>,
-    pub hasher: password::Hasher,
-    pub keys: tokens::KeyRing,
-    gate: Arc<gate::Cache>,
-}
-
-impl Auth {
-    /// Builds the auth service and loads the key ring.
-    pub async fn new(store: Store, clock: Clock, config: Arc<Config>) -> Result<Self> {
-        let hasher = password::Hasher::new(&config.password)?;
-        let keys = tokens::KeyRing::new(&config.issuer, micros(config.session.max_lifetime.0));
-        keys.refresh(&store, clock.now()).await?;
-        Ok(Self { store, clock, config, hasher, keys, gate: Arc::default() })
-    }
+/// What sign-in and the gate work with, borrowed from the application state
+/// for one call: the parts are the application's, this is only a view.
+#[derive(Clone, Copy)]
+pub struct Auth<'a> {
+    pub store: &'a Store,
+    pub clock: &'a Clock,
+    pub config: &'a Config,
+    pub hasher: &'a password::Hasher,
+    pub keys: &'a tokens::KeyRing,
+    pub gate: &'a gate::Cache,
 }

@@ -3,6 +3,7 @@
 //! answers "busy" instead of piling up work for clients that may already
 //! have given up.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Mutex};
 
@@ -49,6 +50,8 @@ pub struct Hasher {
     /// Verified against when the user does not exist, so that an unknown
     /// user costs as much as a wrong password.
     dummy: Arc<str>,
+    /// Checks queued and not yet picked up by a hashing thread.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -86,7 +89,12 @@ impl Hasher {
                 })
                 .context("starting a password hashing thread")?;
         }
-        Ok(Self { params, queue, dummy: dummy.into() })
+        Ok(Self { params, queue, dummy: dummy.into(), waiting: Arc::default() })
+    }
+
+    /// How many password checks wait for a hashing thread now.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Hashes a password (blocking; for the CLI and for tests).
@@ -104,16 +112,23 @@ impl Hasher {
         let (reply, verdict) = tokio::sync::oneshot::channel();
         let params = self.params.clone();
         let dummy = self.dummy.clone();
+        let waiting = Arc::clone(&self.waiting);
         let job: Job = Box::new(move || {
+            waiting.fetch_sub(1, Ordering::Relaxed);
             if reply.is_closed() {
                 return; // The caller gave up while waiting: save the hash.
             }
             let _ = reply.send(check(&params, &password, stored.as_deref(), &dummy));
         });
-        self.queue.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => HashError::Busy,
-            TrySendError::Disconnected(_) => {
-                HashError::Failed(anyhow!("the password hashing threads stopped"))
+        // Counted before it is queued, so a thread never takes it below zero.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.queue.try_send(job).map_err(|e| {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            match e {
+                TrySendError::Full(_) => HashError::Busy,
+                TrySendError::Disconnected(_) => {
+                    HashError::Failed(anyhow!("the password hashing threads stopped"))
+                }
             }
         })?;
         let verdict = verdict.await.context("a password check was dropped")??;

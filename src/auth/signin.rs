@@ -27,7 +27,7 @@ pub struct SignedIn {
     pub status: String,
 }
 
-impl Auth {
+impl Auth<'_> {
     /// Signs `user` in with `password` from `client` (the client's address
     /// as resolved from the peer and any trusted proxy's headers).
     #[instrument(skip_all, fields(user = %shown(user), client = %client))]

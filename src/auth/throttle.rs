@@ -146,7 +146,7 @@ fn timing(clock: &Clock, window: Micros) -> Timing {
     Timing { now: clock.now(), window, lease: micros(LEASE), base_wait: BASE_WAIT }
 }
 
-impl Auth {
+impl Auth<'_> {
     /// Reserves a password check for `user` from `client`, waiting (for a
     /// bounded time) while the budget is held by attempts being checked.
     /// A locked counter is a 429 that costs no hash; the refusal is counted
@@ -158,7 +158,7 @@ impl Auth {
         let deadline = tokio::time::Instant::now() + MAX_WAIT;
         let mut pause = Duration::from_millis(2);
         loop {
-            let timing = timing(&self.clock, window);
+            let timing = timing(self.clock, window);
             match self.store.reserve_attempt(&counters, timing).await? {
                 Reservation::Reserved => {
                     let keys = counters.map(|c| c.key);

@@ -1,20 +1,24 @@
 //! The catalog (design §3): datasources, their attributes and types, and the
 //! roles that grant operations on them — all from the config file, checked
-//! once at start. Authorization is a visible call here:
-//! `catalog.require(&principal, "Employees", Operation::Delete)?`.
+//! once at start. Authorization is a visible call here (see [`grants`]):
+//! `catalog.authorize(&principal, "Employees", &[Operation::Delete])?`.
 
+pub mod fixtures;
+mod grants;
 mod schema;
 mod types;
+pub mod values;
+mod visible;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::auth::Principal;
-use crate::config::{AttributeConfig, Config, DatasourceConfig, Operation};
-use crate::error::ApiError;
+use crate::config::{AttributeConfig, Config, DatasourceConfig, GrantConfig, Operation, Scope};
 
+pub use grants::{Grant, Rule, SessionValues};
 pub use schema::sync_tables;
 pub use types::{AttrType, Family};
+pub use visible::Visible;
 
 /// The four WHO attributes every datasource has, with their columns.
 pub const WHO: [(&str, &str, AttrType); 4] = [
@@ -57,13 +61,21 @@ pub struct Datasource {
     pub name: String,
     pub table: String,
     pub attributes: Vec<Attribute>,
+    /// The `orgUid` attribute of an org-scoped datasource (design §4.5);
+    /// `None` for a global one.
+    pub org: Option<usize>,
     by_code: HashMap<String, usize>,
 }
 
 impl Datasource {
+    /// The index of the attribute with this code: the one look-up by code.
+    pub fn index_of(&self, code: &str) -> Option<usize> {
+        self.by_code.get(code).copied()
+    }
+
     /// The attribute with this code.
     pub fn attribute(&self, code: &str) -> Option<&Attribute> {
-        self.by_code.get(code).map(|&i| &self.attributes[i])
+        self.index_of(code).map(|i| &self.attributes[i])
     }
 
     /// The primary-key attributes.
@@ -71,15 +83,21 @@ impl Datasource {
         self.attributes.iter().filter(|a| a.primary_key)
     }
 
-    /// The WHO attribute of this kind.
-    pub fn who(&self, who: Who) -> &Attribute {
+    /// The index of the WHO attribute of this kind (the WHO attributes come
+    /// last, in [`WHO`] order).
+    pub fn who_index(&self, who: Who) -> usize {
         let index = match who {
             Who::CreatedBy => 0,
             Who::CreationDate => 1,
             Who::LastUpdatedBy => 2,
             Who::LastUpdateDate => 3,
         };
-        &self.attributes[self.attributes.len() - 4 + index]
+        self.attributes.len() - 4 + index
+    }
+
+    /// The WHO attribute of this kind.
+    pub fn who(&self, who: Who) -> &Attribute {
+        &self.attributes[self.who_index(who)]
     }
 }
 
@@ -87,9 +105,23 @@ impl Datasource {
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     datasources: BTreeMap<String, Arc<Datasource>>,
-    /// role → datasource → operations.
-    roles: BTreeMap<String, BTreeMap<String, BTreeSet<Operation>>>,
+    /// role → datasource → what the role grants on it.
+    roles: BTreeMap<String, BTreeMap<String, RoleGrant>>,
 }
+
+/// What one role grants on one datasource, checked against the catalog.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleGrant {
+    pub operations: BTreeSet<Operation>,
+    /// The role's row filter as written (the query language, with `$user`,
+    /// `$org`, `$session`); every row when `None`.
+    pub filter: Option<serde_json::Value>,
+    /// The attributes the role sees, by index; every one when `None`.
+    pub attributes: Option<BTreeSet<usize>>,
+}
+
+/// The name of the org attribute of an org-scoped datasource.
+pub const ORG_UID: &str = "orgUid";
 
 impl Catalog {
     /// Checks the config's `[datasources]` and `[roles]`; the error lists
@@ -108,13 +140,21 @@ impl Catalog {
         let mut roles = BTreeMap::new();
         for (role, grants) in &config.roles {
             let mut granted = BTreeMap::new();
-            for (ds, ops) in grants {
-                if !config.datasources.contains_key(ds) {
-                    problems.push(format!(
-                        "role {role} grants datasource {ds}, which is not defined in [datasources]"
-                    ));
+            for (name, grant) in grants {
+                let Some(ds) = datasources.get(name) else {
+                    if !config.datasources.contains_key(name) {
+                        problems.push(format!(
+                            "role {role} grants datasource {name}, which is not defined in [datasources]"
+                        ));
+                    }
+                    continue;
+                };
+                match role_grant(ds, grant) {
+                    Ok(grant) => {
+                        granted.insert(name.clone(), grant);
+                    }
+                    Err(e) => problems.push(format!("role {role}, datasource {name}: {e}")),
                 }
-                granted.insert(ds.clone(), ops.iter().copied().collect());
             }
             roles.insert(role.clone(), granted);
         }
@@ -126,42 +166,44 @@ impl Catalog {
         self.datasources.values()
     }
 
+    /// The datasource of this name, whoever asks: for the CLI and the
+    /// checks at start, never for a request (see [`Catalog::authorize`]).
+    pub fn datasource(&self, name: &str) -> Option<&Arc<Datasource>> {
+        self.datasources.get(name)
+    }
+
+    /// Every role grant: (role, datasource, grant).
+    pub fn role_grants(&self) -> impl Iterator<Item = (&str, &str, &RoleGrant)> {
+        self.roles.iter().flat_map(|(role, grants)| {
+            grants.iter().map(move |(ds, grant)| (role.as_str(), ds.as_str(), grant))
+        })
+    }
+
     /// Whether a role of this name is defined.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.contains_key(role)
     }
+}
 
-    /// The datasource if one of the caller's roles grants `op` on it; else
-    /// 403. An unknown datasource and an ungranted one get the same answer,
-    /// so the catalog cannot be probed.
-    pub fn require(
-        &self,
-        principal: &Principal,
-        name: &str,
-        op: Operation,
-    ) -> Result<&Arc<Datasource>, ApiError> {
-        let granted: BTreeSet<Operation> = principal
-            .roles
-            .iter()
-            .filter_map(|role| self.roles.get(role)?.get(name))
-            .flatten()
-            .copied()
-            .collect();
-        let ds = match self.datasources.get(name) {
-            Some(ds) if !granted.is_empty() => ds,
-            _ => {
-                return Err(ApiError::Forbidden(format!(
-                    "Access Denied - no access to datasource {name}"
-                )));
-            }
-        };
-        if !granted.contains(&op) {
-            return Err(ApiError::Forbidden(format!(
-                "Access Denied - no {op} access to datasource {name}"
-            )));
-        }
-        Ok(ds)
-    }
+/// A grant from the config file, its attribute codes resolved.
+fn role_grant(ds: &Datasource, grant: &GrantConfig) -> Result<RoleGrant, String> {
+    let operations = grant.operations().iter().copied().collect();
+    let GrantConfig::Rules(rules) = grant else {
+        return Ok(RoleGrant { operations, filter: None, attributes: None });
+    };
+    let attributes = match &rules.attributes {
+        None => None,
+        Some(codes) => Some(
+            codes
+                .iter()
+                .map(|code| {
+                    ds.index_of(code)
+                        .ok_or_else(|| format!("attributes: unknown attribute {code:?}"))
+                })
+                .collect::<Result<BTreeSet<usize>, String>>()?,
+        ),
+    };
+    Ok(RoleGrant { operations, filter: rules.filter.clone(), attributes })
 }
 
 /// An identifier safe to use as a table or column name everywhere.
@@ -208,6 +250,25 @@ fn datasource(name: &str, config: &DatasourceConfig) -> Result<Datasource, Vec<S
             Err(e) => problems.push(e),
         }
     }
+    let org = (config.scope == Scope::Org).then_some(attributes.len());
+    if org.is_some() {
+        if config.attributes.contains_key(ORG_UID) {
+            problems.push(format!(
+                "datasource {name}: {ORG_UID} is the org attribute that the server adds to an org-scoped datasource; remove it, or say scope = \"global\""
+            ));
+        }
+        attributes.push(Attribute {
+            code: ORG_UID.into(),
+            column: "org_uid".into(),
+            kind: AttrType::String,
+            primary_key: false,
+            generated: false,
+            required: false,
+            updatable: false,
+            default: None,
+            who: None,
+        });
+    }
     for (code, column, kind) in WHO {
         if config.attributes.contains_key(code) {
             problems.push(format!(
@@ -248,7 +309,7 @@ fn datasource(name: &str, config: &DatasourceConfig) -> Result<Datasource, Vec<S
         return Err(problems);
     }
     let by_code = attributes.iter().enumerate().map(|(i, a)| (a.code.clone(), i)).collect();
-    Ok(Datasource { name: name.into(), table: config.table.clone(), attributes, by_code })
+    Ok(Datasource { name: name.into(), table: config.table.clone(), attributes, org, by_code })
 }
 
 fn attribute(ds: &str, code: &str, config: &AttributeConfig) -> Result<Attribute, String> {
@@ -272,7 +333,8 @@ fn attribute(ds: &str, code: &str, config: &AttributeConfig) -> Result<Attribute
         None => None,
         Some(value) => {
             let json = serde_json::to_value(value).map_err(|e| format!("{at}: default: {e}"))?;
-            kind.check_json(&json).map_err(|e| format!("{at}: default {json}: {e}"))?;
+            values::from_json(kind, &json, false)
+                .map_err(|e| format!("{at}: default {json}: {e}"))?;
             Some(json)
         }
     };
@@ -292,38 +354,14 @@ fn attribute(ds: &str, code: &str, config: &AttributeConfig) -> Result<Attribute
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn catalog(text: &str) -> Result<Catalog, String> {
         Catalog::from_config(&Config::parse(text).unwrap())
     }
 
-    const EMPLOYEES: &str = r#"
-        [datasources.Employees]
-        table = "employees"
-        [datasources.Employees.attributes]
-        empId  = { type = "Integer", primary_key = true, generated = true }
-        name   = { type = "String", required = true }
-        salary = { type = "Decimal" }
-        email  = { type = "Email", column = "email_address", updatable = false }
-        [roles.hr_reader]
-        Employees = ["query"]
-    "#;
-
-    fn principal(roles: &[&str]) -> Principal {
-        let identity = crate::auth::gate::Identity {
-            session_id: "s".into(),
-            user_id: 1,
-            user_name: "u".into(),
-            org_uid: "o".into(),
-            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        };
-        Principal { identity: Arc::new(identity), expires_at: 0, idle_expires_at: 0 }
-    }
-
     #[test]
     fn the_design_catalog_loads_with_who_attributes() {
-        let catalog = catalog(EMPLOYEES).unwrap();
+        let catalog = catalog(fixtures::EMPLOYEES).unwrap();
         let ds = catalog.datasources().next().unwrap();
         let codes: Vec<_> = ds.attributes.iter().map(|a| a.code.as_str()).collect();
         assert_eq!(
@@ -331,8 +369,11 @@ mod tests {
             [
                 "empId",
                 "name",
-                "salary",
                 "email",
+                "salary",
+                "active",
+                "hireDate",
+                "orgUid",
                 "createdBy",
                 "creationDate",
                 "lastUpdatedBy",
@@ -376,29 +417,6 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("not a plain SQL identifier"), "{err}");
         assert!(err.contains("attribute n: default"), "{err}");
-    }
-
-    #[test]
-    fn require_grants_and_refuses_alike() {
-        let catalog = catalog(EMPLOYEES).unwrap();
-        let reader = principal(&["hr_reader"]);
-        assert!(catalog.require(&reader, "Employees", Operation::Query).is_ok());
-        let denied =
-            |name: &str, op| catalog.require(&reader, name, op).unwrap_err().body().message;
-        assert_eq!(
-            denied("Employees", Operation::Delete),
-            "Access Denied - no delete access to datasource Employees"
-        );
-        assert_eq!(
-            denied("Nope", Operation::Query),
-            "Access Denied - no access to datasource Nope"
-        );
-        let nobody = principal(&[]);
-        let unknown = catalog.require(&nobody, "Nope", Operation::Query).unwrap_err().body();
-        let ungranted = catalog.require(&nobody, "Nope", Operation::Query).unwrap_err().body();
-        assert_eq!(unknown, ungranted);
-        let ungranted = catalog.require(&nobody, "Employees", Operation::Query).unwrap_err().body();
-        assert_eq!(ungranted.message, "Access Denied - no access to datasource Employees");
     }
 
     #[test]

@@ -1,15 +1,14 @@
-//! Extractors: the signed-in [`Session`], and JSON bodies that fail in our
-//! error shape rather than the framework's.
+//! Extractors: the signed-in [`Session`], and bodies that fail in our error
+//! shape rather than the framework's.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::auth::Principal;
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// The credential header: `Authorization`, or `Authentication` as the
@@ -36,16 +35,16 @@ fn csrf_token(parts: &Parts) -> Option<String> {
 /// A signed-in caller: a valid Bearer JWT, its session live, and its CSRF
 /// token. Every signed-in route takes this.
 #[derive(Debug, Clone)]
-pub struct Session(pub Principal);
+pub struct Session(pub Caller);
 
 impl FromRequestParts<AppState> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let csrf = csrf_token(parts);
-        let principal =
-            state.auth.authenticate(credential_header(&parts.headers), csrf.as_deref()).await?;
-        Ok(Self(principal))
+        let caller =
+            state.auth().authenticate(credential_header(&parts.headers), csrf.as_deref()).await?;
+        Ok(Self(caller))
     }
 }
 
@@ -65,19 +64,5 @@ fn body_error(rejection: BytesRejection) -> ApiError {
         ApiError::TooLarge("The request body is too large: send less.".into())
     } else {
         ApiError::Invalid("The request body could not be read.".into())
-    }
-}
-
-/// A JSON body whose errors come back in our shape.
-pub struct AppJson<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let Body(bytes) = Body::from_request(request, state).await?;
-        serde_json::from_slice(&bytes).map(Self).map_err(|e| {
-            ApiError::Invalid(format!("The request body is not valid JSON for this call: {e}."))
-        })
     }
 }

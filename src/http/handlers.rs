@@ -29,18 +29,18 @@ pub async fn sign_in(
     }
     let header = credential_header(&headers).ok_or(CredentialError::Missing);
     let credentials = header.and_then(parse_token).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let trusted = &state.auth.config.network.trusted_proxies;
+    let trusted = &state.config.network.trusted_proxies;
     let client = client_address(peer.0.ip(), &headers, trusted);
-    let signed_in = state.auth.sign_in(&credentials.user, credentials.password, client).await?;
+    let signed_in = state.auth().sign_in(&credentials.user, credentials.password, client).await?;
     Ok(Json(signed_in))
 }
 
 /// `POST /v1/signout`: ends the caller's session.
 pub async fn sign_out(
     State(state): State<AppState>,
-    Session(principal): Session,
+    Session(caller): Session,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.auth.sign_out(&principal).await?;
+    state.auth().sign_out(&caller).await?;
     Ok(Json(serde_json::json!({ "status": "OK" })))
 }
 
@@ -58,14 +58,14 @@ pub struct StatusBody<'a> {
 }
 
 /// `GET /v1/status`: the caller's session (design §1.5).
-pub async fn status(Session(principal): Session) -> Response {
+pub async fn status(Session(caller): Session) -> Response {
     let body = StatusBody {
-        session_id: &principal.session_id,
-        user_name: &principal.user_name,
-        org_uid: &principal.org_uid,
-        roles: &principal.roles,
-        expires_at: iso8601(principal.expires_at),
-        idle_expires_at: iso8601(principal.idle_expires_at),
+        session_id: &caller.session_id,
+        user_name: &caller.user_name,
+        org_uid: &caller.org_uid,
+        roles: &caller.roles,
+        expires_at: iso8601(caller.expires_at),
+        idle_expires_at: iso8601(caller.idle_expires_at),
         status: "OK",
     };
     Json(body).into_response()
@@ -73,7 +73,7 @@ pub async fn status(Session(principal): Session) -> Response {
 
 /// `GET /.well-known/jwks.json`: the public keys that verify live tokens.
 pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.auth.keys.jwks())
+    Json(state.keys.jwks())
 }
 
 /// `GET /healthz`: the process is up.
@@ -83,6 +83,6 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 /// `GET /readyz`: the database answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.auth.store.ping().await.map_err(ApiError::Unavailable)?;
+    state.store.ping().await.map_err(ApiError::Unavailable)?;
     Ok(Json(serde_json::json!({ "status": "OK" })))
 }

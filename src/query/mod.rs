@@ -1,71 +1,67 @@
-//! `POST /v1/api` below HTTP (spec §4–§8, design §1.4): the body is parsed
-//! into typed requests ([`parse`]), bound to the granted datasources
-//! ([`plan`]), run in one transaction and rendered ([`execute`]).
+//! `POST /v1/api` below HTTP (spec §4–§8, design §1.4), as one pipeline that
+//! the server and the CLI share. Each stage has its own file and imports
+//! only the stages after it:
 //!
-//! parse → (the handler authorizes each alias) → plan → execute → render.
+//! parse (`request.rs`, `filter.rs`) → authorize (`catalog/grants.rs`) →
+//! plan (`plan.rs`, `bind.rs`) → SQL (`sql.rs`) → execute (`execute.rs`,
+//! through `store/exec.rs`) → render (`render.rs`).
 
+pub mod bind;
 pub mod execute;
 pub mod filter;
+pub mod grant;
+pub mod limits;
 pub mod plan;
+pub mod render;
 pub mod request;
 pub mod sql;
-pub mod values;
 
-use std::sync::Arc;
-
-use crate::catalog::{Catalog, Datasource};
+use crate::auth::Principal;
+use crate::catalog::Catalog;
+use crate::clock::{Micros, iso8601};
 use crate::error::ApiError;
+use crate::store::Store;
 
-pub use execute::{Stamp, execute};
-pub use plan::{Plan, plan};
-pub use request::{ApiRequest, parse};
+pub use plan::{Plan, Stamp};
 
-/// Parses and plans a body against `catalog` without any grant check, then
-/// builds every statement for both backends: what the fuzz target and the
-/// property tests drive. The server authorizes between the two steps.
-pub fn parse_and_plan(body: &[u8], catalog: &Catalog, max_limit: u32) -> Result<Plan, ApiError> {
-    let request = parse(body, max_limit)?;
-    let mut sources = Vec::with_capacity(request.aliases.len());
-    for alias in &request.aliases {
-        let ds = catalog.datasources().find(|ds| ds.name == alias.ds).ok_or_else(|| {
-            ApiError::Forbidden(format!("Access Denied - no access to datasource {}", alias.ds))
-        })?;
-        sources.push(Arc::clone(ds));
-    }
-    let plan = plan(request, sources)?;
-    let stamp = Stamp { user: "fuzz".into(), now: "2024-01-01T00:00:00.000000Z".into() };
-    for backend in [crate::store::Backend::Sqlite, crate::store::Backend::Postgres] {
-        for alias in &plan.aliases {
-            statements(&alias.ds, &alias.action, &stamp, backend);
-        }
-    }
-    Ok(plan)
+/// What the pipeline reads of the application: the database, the catalog,
+/// and the config's cap on `limit`.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<'a> {
+    pub store: &'a Store,
+    pub catalog: &'a Catalog,
+    pub max_limit: u32,
 }
 
-fn statements(
-    ds: &Datasource,
-    action: &plan::Planned,
-    stamp: &Stamp,
-    backend: crate::store::Backend,
-) -> usize {
-    match action {
-        plan::Planned::Query(q) => {
-            let select = sql::Select {
-                ds,
-                columns: &q.columns,
-                filter: &q.filter,
-                sort: &q.sort,
-                offset: q.offset,
-                limit: q.limit,
-            };
-            sql::select(&select, backend).0.len()
-        }
-        plan::Planned::Post(rows) => rows
-            .iter()
-            .filter_map(|row| execute::row_statement(ds, row, stamp, backend))
-            .map(|built| built.0.len())
-            .sum(),
-    }
+/// Parse → authorize → plan: everything that happens before the database.
+/// A body that is malformed, or asks for anything `principal` may not do,
+/// is refused here whole.
+pub fn prepare(
+    catalog: &Catalog,
+    principal: &Principal,
+    body: &[u8],
+    max_limit: u32,
+) -> Result<Plan, ApiError> {
+    let request = request::parse(body, max_limit)?;
+    let grants = request
+        .aliases
+        .iter()
+        .map(|alias| catalog.authorize(principal, &alias.ds, &alias.operations()))
+        .collect::<Result<Vec<_>, _>>()?;
+    plan::plan(request, grants)
+}
+
+/// The whole pipeline for one body from `principal` at `now`: the response
+/// body, or the error that rolled everything back.
+pub async fn run(
+    env: Env<'_>,
+    principal: &Principal,
+    body: &[u8],
+    now: Micros,
+) -> Result<Vec<u8>, ApiError> {
+    let plan = prepare(env.catalog, principal, body, env.max_limit)?;
+    let stamp = Stamp { user: principal.user_name.clone(), now: iso8601(now) };
+    execute::execute(env.store, &plan, &stamp).await
 }
 
 #[cfg(test)]

@@ -1,16 +1,26 @@
-//! Plan: a parsed request bound to the datasources the caller was granted.
-//! Every attribute is resolved and every value typed here, before the
+//! Plan: a parsed request bound to the grants the caller holds, one per
+//! alias. Every attribute is resolved and every value typed here, before the
 //! database is touched, so a bad row anywhere rejects the whole request.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::filter::{self, Filter};
+use super::bind::{self, Filter};
+use super::grant;
 use super::request::{Action, ApiRequest, PostRow, Projection, QueryRequest, RowStatus};
-use super::values::{Scalar, from_json};
-use crate::catalog::{Datasource, Who};
+use crate::catalog::values::{Scalar, from_json};
+use crate::catalog::{Datasource, Grant, Who};
+use crate::config::Operation;
 use crate::error::ApiError;
+
+/// Who writes, and when: the WHO values of every row of one request.
+#[derive(Clone, Debug)]
+pub struct Stamp {
+    pub user: String,
+    /// One instant per request, ISO 8601 UTC with microseconds.
+    pub now: String,
+}
 
 /// A whole request, ready to run.
 #[derive(Clone, Debug)]
@@ -32,7 +42,7 @@ pub struct AliasPlan {
 #[derive(Clone, Debug)]
 pub enum Planned {
     Query(QueryPlan),
-    Post(Vec<WriteRow>),
+    Post(Vec<PlannedRow>),
 }
 
 /// A bound query.
@@ -57,26 +67,39 @@ pub enum WriteRow {
     Delete { key: Vec<(usize, Scalar)>, stamp: Option<Scalar> },
 }
 
-/// Binds `request` to `sources` (one granted datasource per alias, in order).
-pub fn plan(request: ApiRequest, sources: Vec<Arc<Datasource>>) -> Result<Plan, ApiError> {
+/// A post row with what its grant asks of it.
+#[derive(Clone, Debug)]
+pub struct PlannedRow {
+    pub row: WriteRow,
+    /// The rows the operation may touch (org and role filters), ANDed into
+    /// an update's or delete's WHERE; a row outside is as if it did not exist.
+    pub scope: Vec<Filter>,
+    /// What an inserted or updated row must still satisfy (`WITH CHECK`).
+    pub check: Vec<Filter>,
+    /// The attributes the caller sees in the row written back.
+    pub columns: Vec<usize>,
+}
+
+/// Binds `request` to `grants` (the caller's grant for each alias, in order).
+pub fn plan(request: ApiRequest, grants: Vec<Grant>) -> Result<Plan, ApiError> {
     let writes = request.aliases.iter().any(|a| a.writes());
     let mut aliases = Vec::with_capacity(request.aliases.len());
-    for (alias, ds) in request.aliases.into_iter().zip(sources) {
+    for (alias, grant) in request.aliases.into_iter().zip(grants) {
         let action = match &alias.action {
             Action::Query(query) => {
-                Planned::Query(plan_query(query, &ds).map_err(|e| prefix(&alias.alias, e))?)
+                Planned::Query(plan_query(query, &grant).map_err(|e| prefix(&alias.alias, e))?)
             }
             Action::Post(rows) => Planned::Post(
                 rows.iter()
                     .enumerate()
                     .map(|(i, row)| {
-                        plan_row(row, &ds)
+                        plan_post_row(row, &grant)
                             .map_err(|e| prefix(&format!("{}, row {}", alias.alias, i + 1), e))
                     })
                     .collect::<Result<_, _>>()?,
             ),
         };
-        aliases.push(AliasPlan { alias: alias.alias, ds, action });
+        aliases.push(AliasPlan { alias: alias.alias, ds: grant.ds, action });
     }
     Ok(Plan { aliases, writes })
 }
@@ -93,19 +116,44 @@ fn invalid(message: String) -> ApiError {
 }
 
 fn index_of(ds: &Datasource, code: &str, what: &str) -> Result<usize, ApiError> {
-    ds.attributes.iter().position(|a| a.code == code).ok_or_else(|| {
+    ds.index_of(code).ok_or_else(|| {
         invalid(format!("{what}: unknown attribute {code:?} of datasource {}.", ds.name))
     })
 }
 
-/// Binds a query's filter, projection and sort to `ds`.
-pub fn plan_query(query: &QueryRequest, ds: &Datasource) -> Result<QueryPlan, ApiError> {
+/// Every attribute a filter names is one the caller sees under `op`.
+fn check_visible(filters: &[Filter], grant: &Grant, op: Operation) -> Result<(), ApiError> {
+    for f in filters {
+        match f {
+            Filter::And(list) | Filter::Or(list) | Filter::Not(list) => {
+                check_visible(list, grant, op)?;
+            }
+            Filter::Leaf { attr, .. } => {
+                grant::visible(grant, op, *attr)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The attribute named `code`, if it exists (else 400) and the caller sees
+/// it under `op` (else 403).
+fn seen(grant: &Grant, op: Operation, code: &str, what: &str) -> Result<usize, ApiError> {
+    grant::visible(grant, op, index_of(&grant.ds, code, what)?)
+}
+
+/// Binds a query's filter, projection and sort to the grant's datasource,
+/// and ANDs in the grant's row filter.
+pub fn plan_query(query: &QueryRequest, grant: &Grant) -> Result<QueryPlan, ApiError> {
+    let ds = &*grant.ds;
+    let op = Operation::Query;
+    let visible = || (0..ds.attributes.len()).filter(|&i| grant.sees(op, i));
     let columns = match &query.projection {
-        Projection::All => (0..ds.attributes.len()).collect(),
+        Projection::All => visible().collect(),
         Projection::Only(codes) => {
             let mut columns: Vec<usize> = Vec::with_capacity(codes.len());
             for code in codes {
-                let i = index_of(ds, code, "projection")?;
+                let i = seen(grant, op, code, "projection")?;
                 if !columns.contains(&i) {
                     columns.push(i);
                 }
@@ -115,25 +163,22 @@ pub fn plan_query(query: &QueryRequest, ds: &Datasource) -> Result<QueryPlan, Ap
         Projection::Except(codes) => {
             let mut skip = Vec::with_capacity(codes.len());
             for code in codes {
-                skip.push(index_of(ds, code, "projection")?);
+                skip.push(seen(grant, op, code, "projection")?);
             }
-            (0..ds.attributes.len()).filter(|i| !skip.contains(i)).collect()
+            visible().filter(|i| !skip.contains(i)).collect()
         }
     };
     let mut sort = Vec::with_capacity(query.sort.len());
     for (code, desc) in &query.sort {
-        let i = index_of(ds, code, "sort")?;
+        let i = seen(grant, op, code, "sort")?;
         if !sort.iter().any(|(j, _)| *j == i) {
             sort.push((i, *desc));
         }
     }
-    Ok(QueryPlan {
-        columns,
-        filter: filter::bind(&query.filter, ds)?,
-        sort,
-        offset: query.offset,
-        limit: query.limit,
-    })
+    let mut filter = bind::bind(&query.filter, ds)?;
+    check_visible(&filter, grant, op)?;
+    filter.extend(grant::row_filter(grant, op)?);
+    Ok(QueryPlan { columns, filter, sort, offset: query.offset, limit: query.limit })
 }
 
 /// One value of a post row: JSON null is NULL.
@@ -172,23 +217,46 @@ fn stamp_of(ds: &Datasource, row: &PostRow) -> Result<Option<Scalar>, ApiError> 
             attr.code
         )));
     };
-    let i = index_of(ds, &attr.code, "row")?;
-    typed(ds, i, value)
+    typed(ds, ds.who_index(Who::LastUpdateDate), value)
+}
+
+/// Binds one post row to its grant: the row, the rows it may touch, what
+/// it must still satisfy, and what the caller sees of it.
+fn plan_post_row(row: &PostRow, grant: &Grant) -> Result<PlannedRow, ApiError> {
+    let ds = &*grant.ds;
+    let op = row.status.operation();
+    for code in row.values.keys() {
+        let i = ds.index_of(code).ok_or_else(|| {
+            invalid(format!(
+                "unknown attribute {code:?} of datasource {}; the whole request was rejected.",
+                ds.name
+            ))
+        })?;
+        if Some(i) != ds.org {
+            grant::visible(grant, op, i)?;
+        }
+    }
+    let mut written = plan_row(row, ds)?;
+    if let (WriteRow::Insert(values), Some(i), Some(org)) = (&mut written, ds.org, &grant.org) {
+        values.retain(|(j, _)| *j != i);
+        values.push((i, Some(Scalar::Text(org.clone()))));
+    }
+    let scope = grant::row_filter(grant, op)?;
+    let check = match op {
+        Operation::Insert | Operation::Update => scope.clone(),
+        _ => Vec::new(),
+    };
+    let columns = (0..ds.attributes.len()).filter(|&i| grant.sees(op, i)).collect();
+    Ok(PlannedRow { row: written, scope, check, columns })
 }
 
 /// Binds one post row to `ds`.
-pub fn plan_row(row: &PostRow, ds: &Datasource) -> Result<WriteRow, ApiError> {
-    if let Some(code) = row.values.keys().find(|code| ds.attribute(code).is_none()) {
-        return Err(invalid(format!(
-            "unknown attribute {code:?} of datasource {}; the whole request was rejected.",
-            ds.name
-        )));
-    }
+fn plan_row(row: &PostRow, ds: &Datasource) -> Result<WriteRow, ApiError> {
     match row.status {
         RowStatus::Insert => {
             let mut values = Vec::new();
             for (i, attr) in ds.attributes.iter().enumerate() {
-                if attr.who.is_some() || attr.generated {
+                if attr.who.is_some() || attr.generated || Some(i) == ds.org {
                     continue;
                 }
                 let value = match (row.values.get(&attr.code), &attr.default) {

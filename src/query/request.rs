@@ -1,28 +1,14 @@
 //! Parse: the `POST /v1/api` body (spec §4–§7, design §1.4) becomes typed
 //! requests before anything else looks at it. This stage knows nothing of
 //! the catalog: attribute codes stay names and filter values stay JSON until
-//! [`super::plan`] binds them to a datasource.
+//! the planner (`plan.rs`) binds them to a datasource.
 
 use serde_json::{Map, Value};
 
-use super::filter::{Op, RawFilter};
+use super::filter::{self, RawFilter};
+use super::limits::{MAX_ALIASES, MAX_OFFSET, MAX_ROWS};
 use crate::config::Operation;
 use crate::error::ApiError;
-
-/// Most aliases in one body.
-pub const MAX_ALIASES: usize = 64;
-/// Most post rows in one body (all aliases together).
-pub const MAX_ROWS: usize = 1000;
-/// Deepest nesting of filter groups.
-pub const MAX_DEPTH: usize = 16;
-/// Most filter nodes (groups and conditions) in one query.
-pub const MAX_FILTER_NODES: usize = 256;
-/// Most values in one filter list (`in`, `hasAny`, ...).
-pub const MAX_LIST: usize = 1000;
-/// Most values one query's filter may bind.
-pub const MAX_FILTER_VALUES: usize = 5000;
-/// The largest `offset`.
-pub const MAX_OFFSET: u64 = i64::MAX as u64;
 
 /// A whole body: aliases in request order.
 #[derive(Clone, Debug)]
@@ -193,12 +179,12 @@ fn parse_query(alias: &str, query: &Value, max_limit: u32) -> Result<QueryReques
     let mut sort = Vec::new();
     let mut offset = 0;
     let mut limit = None;
-    let mut budget = super::filter::Budget::default();
+    let mut budget = filter::Budget::default();
     for (key, value) in query {
         let at = |what: &str| invalid(format!("Alias {alias}: {what}"));
         match key.as_str() {
             "filter" => {
-                filter = super::filter::parse_list(value, 1, &mut budget)
+                filter = filter::parse_list(value, 1, &mut budget)
                     .map_err(|e| at(&format!("filter: {e}")))?;
             }
             "projection" => {
@@ -332,11 +318,6 @@ fn parse_rows(alias: &str, data: &Value) -> Result<Vec<PostRow>, ApiError> {
             Ok(PostRow { status, values })
         })
         .collect()
-}
-
-/// The operator names, for messages.
-pub fn operator_names() -> String {
-    Op::ALL.iter().map(|op| op.name()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

@@ -1,44 +1,49 @@
 //! Plan → SQL, through sea-query only: identifiers come from the catalog
-//! (`Datasource::table`, `Attribute::column`), every value is bound.
+//! (`Datasource::table`, `Attribute::column`), every value is bound, and
+//! what differs between the databases is asked of the dialect
+//! ([`Backend`], in `store::dialect`).
 //!
-//! Both backends must answer alike, so: substring tests are case-sensitive
-//! and literal (`GLOB` with `*?[` bracketed on SQLite, `LIKE ... ESCAPE '\'`
-//! on PostgreSQL); text sorts by code point (`COLLATE "C"` on PostgreSQL);
-//! NULLs sort first ascending and last descending; and the primary key ends
+//! NULLs sort first ascending and last descending, and the primary key ends
 //! every ORDER BY so pages are stable.
 
-use sea_query::extension::sqlite::SqliteExpr;
-use sea_query::{
-    Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, PostgresQueryBuilder, Query,
-    SqliteQueryBuilder,
-};
-use sea_query_sqlx::{SqlxBinder, SqlxValues};
+use sea_query::{Expr, ExprTrait, Func, NullOrdering, Order, Query};
 
-use super::filter::{Cmp, Filter, Match, Test};
-use super::values::{Scalar, null_expr, read_expr};
-use crate::catalog::{Datasource, Family};
+use super::bind::{Cmp, Filter, Match, Test};
+use super::plan::{Plan, Planned, PlannedRow, QueryPlan, Stamp, WriteRow};
+use crate::catalog::values::Scalar;
+use crate::catalog::{Attribute, Datasource, Who};
 use crate::store::Backend;
-
-/// A statement ready for `sqlx::query_with`.
-pub type Built = (String, SqlxValues);
-
-fn build(statement: &impl SqlxBinder, backend: Backend) -> Built {
-    match backend {
-        Backend::Sqlite => statement.build_sqlx(SqliteQueryBuilder),
-        Backend::Postgres => statement.build_sqlx(PostgresQueryBuilder),
-    }
-}
+use crate::store::dialect::Anchor;
+use crate::store::dialect::Statement;
 
 fn col(ds: &Datasource, attr: usize) -> Expr {
     Expr::col(ds.attributes[attr].column.clone())
 }
 
+/// A value bound as a parameter, with the cast its storage needs.
+fn bound(value: &Scalar, backend: Backend) -> Expr {
+    let plain = match value {
+        Scalar::Text(s) | Scalar::Num(s) | Scalar::Date(s) | Scalar::DateTime(s) => {
+            Expr::val(s.as_str())
+        }
+        Scalar::Int(i) => Expr::val(*i),
+        Scalar::Double(f) => Expr::val(*f),
+        Scalar::Bool(b) => Expr::val(*b),
+    };
+    backend.cast(plain, value.storage())
+}
+
 /// A value to bind, or a typed NULL.
-pub fn value_expr(ds: &Datasource, attr: usize, value: Option<&Scalar>, backend: Backend) -> Expr {
+fn value_expr(ds: &Datasource, attr: usize, value: Option<&Scalar>, backend: Backend) -> Expr {
     match value {
-        Some(v) => v.to_expr(backend),
-        None => null_expr(ds.attributes[attr].kind, backend),
+        Some(v) => bound(v, backend),
+        None => backend.null(ds.attributes[attr].kind.storage()),
     }
+}
+
+/// The expression that reads an attribute's column as text.
+fn read_expr(attr: &Attribute, backend: Backend) -> Expr {
+    backend.read_text(attr.kind.storage(), Expr::col(attr.column.clone()))
 }
 
 /// The WHERE expression of a list of filters (ANDed), if any.
@@ -70,7 +75,7 @@ fn test_expr(c: Expr, test: &Test, backend: Backend) -> Expr {
         Test::Blank => c.clone().is_null().or(c.eq("")),
         Test::NotBlank => c.ne(""),
         Test::Cmp(op, v) => {
-            let v = v.to_expr(backend);
+            let v = bound(v, backend);
             match op {
                 Cmp::Eq => c.eq(v),
                 Cmp::Ne => c.ne(v),
@@ -80,11 +85,16 @@ fn test_expr(c: Expr, test: &Test, backend: Backend) -> Expr {
                 Cmp::Lte => c.lte(v),
             }
         }
-        Test::Between(low, high) => c.between(low.to_expr(backend), high.to_expr(backend)),
-        Test::In(list) => c.is_in(list.iter().map(|v| v.to_expr(backend))),
-        Test::NotIn(list) => c.is_not_in(list.iter().map(|v| v.to_expr(backend))),
+        Test::Between(low, high) => c.between(bound(low, backend), bound(high, backend)),
+        Test::In(list) => c.is_in(list.iter().map(|v| bound(v, backend))),
+        Test::NotIn(list) => c.is_not_in(list.iter().map(|v| bound(v, backend))),
         Test::Match { how, values, all, negate } => {
-            let parts = values.iter().map(|v| match_expr(c.clone(), *how, v, backend));
+            let anchor = match how {
+                Match::Contains => Anchor::Nowhere,
+                Match::StartsWith => Anchor::Start,
+                Match::EndsWith => Anchor::End,
+            };
+            let parts = values.iter().map(|v| backend.contains(c.clone(), v, anchor));
             let joined =
                 if *all { parts.reduce(|a, b| a.and(b)) } else { parts.reduce(|a, b| a.or(b)) };
             let joined = joined.unwrap_or_else(|| Expr::cust("TRUE"));
@@ -93,78 +103,14 @@ fn test_expr(c: Expr, test: &Test, backend: Backend) -> Expr {
     }
 }
 
-/// A literal, case-sensitive substring test.
-fn match_expr(c: Expr, how: Match, text: &str, backend: Backend) -> Expr {
-    match backend {
-        Backend::Sqlite => {
-            let mut pattern = String::with_capacity(text.len() + 2);
-            if how != Match::StartsWith {
-                pattern.push('*');
-            }
-            for ch in text.chars() {
-                match ch {
-                    '*' => pattern.push_str("[*]"),
-                    '?' => pattern.push_str("[?]"),
-                    '[' => pattern.push_str("[[]"),
-                    other => pattern.push(other),
-                }
-            }
-            if how != Match::EndsWith {
-                pattern.push('*');
-            }
-            c.glob(Expr::val(pattern))
-        }
-        Backend::Postgres => {
-            let mut pattern = String::with_capacity(text.len() + 2);
-            if how != Match::StartsWith {
-                pattern.push('%');
-            }
-            for ch in text.chars() {
-                if matches!(ch, '%' | '_' | '\\') {
-                    pattern.push('\\');
-                }
-                pattern.push(ch);
-            }
-            if how != Match::EndsWith {
-                pattern.push('%');
-            }
-            c.like(LikeExpr::new(pattern).escape('\\'))
-        }
-    }
-}
-
-/// What a query reads.
-#[derive(Clone, Debug)]
-pub struct Select<'a> {
-    pub ds: &'a Datasource,
-    /// Attribute indexes, in output order.
-    pub columns: &'a [usize],
-    pub filter: &'a [Filter],
-    /// `(attribute, descending)`.
-    pub sort: &'a [(usize, bool)],
-    pub offset: u64,
-    pub limit: u32,
-}
-
-/// `SELECT ... FROM table WHERE ... ORDER BY ... LIMIT n OFFSET m`. On
-/// SQLite the selected columns come packed as one `json_array(...)` of their
-/// texts per row (see [`unpack`]); on PostgreSQL as columns.
-pub fn select(plan: &Select<'_>, backend: Backend) -> Built {
-    let ds = plan.ds;
+/// `SELECT ... FROM table WHERE ... ORDER BY ... LIMIT n OFFSET m`, the
+/// columns as the dialect selects them (packed on SQLite).
+pub fn select(ds: &Datasource, plan: &QueryPlan, backend: Backend) -> Statement {
     let mut q = Query::select();
     q.from(ds.table.clone());
     let columns = plan.columns.iter().map(|&i| read_expr(&ds.attributes[i], backend));
-    match backend {
-        // One packed cell per row: sqlx copies every SQLite value it reads
-        // with SQLite's allocator, and that per-cell cost dominated a query.
-        Backend::Sqlite => {
-            q.expr(Func::cust("json_array").args(columns));
-        }
-        Backend::Postgres => {
-            q.exprs(columns);
-        }
-    }
-    if let Some(cond) = where_expr(plan.filter, ds, backend) {
+    let packed = backend.select_columns(&mut q, columns);
+    if let Some(cond) = where_expr(&plan.filter, ds, backend) {
         q.and_where(cond);
     }
     let keys = ds.attributes.iter().enumerate().filter(|(_, a)| a.primary_key).map(|(i, _)| i);
@@ -172,10 +118,8 @@ pub fn select(plan: &Select<'_>, backend: Backend) -> Built {
     for (i, desc) in plan.sort.iter().copied().chain(tail) {
         let attr = &ds.attributes[i];
         // Qualified: PostgreSQL would otherwise sort by the text output column of that name.
-        let mut e = Expr::col((ds.table.clone(), attr.column.clone()));
-        if backend == Backend::Postgres && attr.kind.family() == Family::Text {
-            e = Expr::cust_with_expr(r#"$1 COLLATE "C""#, e);
-        }
+        let e = backend
+            .sort_key(Expr::col((ds.table.clone(), attr.column.clone())), attr.kind.storage());
         let (order, nulls) = if desc {
             (Order::Desc, NullOrdering::Last)
         } else {
@@ -192,22 +136,14 @@ pub fn select(plan: &Select<'_>, backend: Backend) -> Built {
     // text rather than bound: SQLite (built with STAT4) re-prepares a
     // statement whose bound LIMIT changed the plan's cost estimate, which
     // cost more than the query itself.
-    let (mut sql, values) = build(&q, backend);
-    sql.push_str(&format!(" LIMIT {}", plan.limit));
+    let mut statement = backend.build(&q);
+    statement.sql.push_str(&format!(" LIMIT {}", plan.limit));
     if plan.offset > 0 {
-        sql.push_str(&format!(" OFFSET {}", plan.offset));
+        statement.sql.push_str(&format!(" OFFSET {}", plan.offset));
     }
-    (sql, values)
+    statement.packed = packed;
+    statement
 }
-
-/// The cells of one packed SQLite row, as the texts `read_expr` gives.
-pub fn unpack(packed: &str) -> Result<Vec<Cell<'_>>, serde_json::Error> {
-    serde_json::from_str(packed)
-}
-
-/// One cell of a packed row: borrowed from the row unless it had escapes.
-#[derive(Debug, serde::Deserialize)]
-pub struct Cell<'a>(#[serde(borrow)] pub Option<std::borrow::Cow<'a, str>>);
 
 fn returning(
     ds: &Datasource,
@@ -218,7 +154,7 @@ fn returning(
 }
 
 /// `INSERT INTO table (...) VALUES (...) RETURNING <every attribute>`.
-pub fn insert(ds: &Datasource, values: Vec<(usize, Expr)>, backend: Backend) -> Option<Built> {
+fn insert(ds: &Datasource, values: Vec<(usize, Expr)>, backend: Backend) -> Option<Statement> {
     let mut q = Query::insert();
     q.into_table(ds.table.clone());
     let (columns, exprs): (Vec<_>, Vec<_>) =
@@ -226,64 +162,142 @@ pub fn insert(ds: &Datasource, values: Vec<(usize, Expr)>, backend: Backend) -> 
     q.columns(columns);
     q.values(exprs).ok()?;
     q.returning(returning(ds, 0..ds.attributes.len(), backend));
-    Some(build(&q, backend))
+    Some(backend.build(&q))
 }
 
-/// The WHERE of a `U`/`D` row: its primary key and its `lastUpdateDate`.
+/// The WHERE of a `U`/`D` row: its primary key, its `lastUpdateDate`, and
+/// the rows its grant reaches.
 fn key_where(
     ds: &Datasource,
     key: &[(usize, Scalar)],
     stamp: (usize, Option<&Scalar>),
+    scope: &[Filter],
     backend: Backend,
 ) -> Expr {
     let stamp_expr = match stamp.1 {
-        Some(v) => col(ds, stamp.0).eq(v.to_expr(backend)),
+        Some(v) => col(ds, stamp.0).eq(bound(v, backend)),
         None => col(ds, stamp.0).is_null(),
     };
-    key.iter().map(|(i, v)| col(ds, *i).eq(v.to_expr(backend))).fold(stamp_expr, |a, b| b.and(a))
+    let exact = key
+        .iter()
+        .map(|(i, v)| col(ds, *i).eq(bound(v, backend)))
+        .fold(stamp_expr, |a, b| b.and(a));
+    match where_expr(scope, ds, backend) {
+        Some(scope) => exact.and(scope),
+        None => exact,
+    }
 }
 
-fn key_only(ds: &Datasource, key: &[(usize, Scalar)], backend: Backend) -> Option<Expr> {
-    key.iter().map(|(i, v)| col(ds, *i).eq(v.to_expr(backend))).reduce(|a, b| a.and(b))
+/// The row with this key, among the rows `filters` let through.
+fn key_only(
+    ds: &Datasource,
+    key: &[(usize, Scalar)],
+    filters: &[Filter],
+    backend: Backend,
+) -> Option<Expr> {
+    key.iter()
+        .map(|(i, v)| col(ds, *i).eq(bound(v, backend)))
+        .chain(where_expr(filters, ds, backend))
+        .reduce(|a, b| a.and(b))
 }
 
 /// `UPDATE table SET ... WHERE key AND stamp RETURNING <every attribute>`.
-pub fn update(
+fn update(
     ds: &Datasource,
     set: Vec<(usize, Expr)>,
     key: &[(usize, Scalar)],
     stamp: (usize, Option<&Scalar>),
+    scope: &[Filter],
     backend: Backend,
-) -> Built {
+) -> Statement {
     let mut q = Query::update();
     q.table(ds.table.clone());
     q.values(set.into_iter().map(|(i, e)| (ds.attributes[i].column.clone(), e)));
-    q.and_where(key_where(ds, key, stamp, backend));
+    q.and_where(key_where(ds, key, stamp, scope, backend));
     q.returning(returning(ds, 0..ds.attributes.len(), backend));
-    build(&q, backend)
+    backend.build(&q)
 }
 
 /// `DELETE FROM table WHERE key AND stamp RETURNING <key attributes>`.
-pub fn delete(
+fn delete(
     ds: &Datasource,
     key: &[(usize, Scalar)],
     stamp: (usize, Option<&Scalar>),
+    scope: &[Filter],
     backend: Backend,
-) -> Built {
+) -> Statement {
     let mut q = Query::delete();
     q.from_table(ds.table.clone());
-    q.and_where(key_where(ds, key, stamp, backend));
+    q.and_where(key_where(ds, key, stamp, scope, backend));
     q.returning(returning(ds, key.iter().map(|(i, _)| *i), backend));
-    build(&q, backend)
+    backend.build(&q)
 }
 
-/// `SELECT 1 FROM table WHERE key LIMIT 1`: whether a row still exists.
-pub fn exists(ds: &Datasource, key: &[(usize, Scalar)], backend: Backend) -> Built {
+/// `SELECT 1 FROM table WHERE key AND filters LIMIT 1`: whether the row
+/// exists among those `filters` let through.
+pub fn exists(
+    ds: &Datasource,
+    key: &[(usize, Scalar)],
+    filters: &[Filter],
+    backend: Backend,
+) -> Statement {
     let mut q = Query::select();
     q.expr(Expr::cust("'1'")).from(ds.table.clone());
-    if let Some(cond) = key_only(ds, key, backend) {
+    if let Some(cond) = key_only(ds, key, filters, backend) {
         q.and_where(cond);
     }
     q.limit(1);
-    build(&q, backend)
+    backend.build(&q)
+}
+
+/// The statement of one post row, WHO columns included; `None` if its
+/// columns and values differ in number.
+pub fn row_statement(
+    ds: &Datasource,
+    planned: &PlannedRow,
+    stamp: &Stamp,
+    backend: Backend,
+) -> Option<Statement> {
+    let scope = &planned.scope;
+    let user = || bound(&Scalar::Text(stamp.user.clone()), backend);
+    let now = || bound(&Scalar::DateTime(stamp.now.clone()), backend);
+    let assigns = |list: &[(usize, Option<Scalar>)]| -> Vec<(usize, Expr)> {
+        list.iter().map(|(i, v)| (*i, value_expr(ds, *i, v.as_ref(), backend))).collect()
+    };
+    let stamp_at = ds.who_index(Who::LastUpdateDate);
+    match &planned.row {
+        WriteRow::Insert(values) => {
+            let mut values = assigns(values);
+            values.push((ds.who_index(Who::CreatedBy), user()));
+            values.push((ds.who_index(Who::CreationDate), now()));
+            values.push((ds.who_index(Who::LastUpdatedBy), user()));
+            values.push((stamp_at, now()));
+            insert(ds, values, backend)
+        }
+        WriteRow::Update { key, stamp, set } => {
+            let mut values = assigns(set);
+            values.push((ds.who_index(Who::LastUpdatedBy), user()));
+            values.push((stamp_at, now()));
+            Some(update(ds, values, key, (stamp_at, stamp.as_ref()), scope, backend))
+        }
+        WriteRow::Delete { key, stamp } => {
+            Some(delete(ds, key, (stamp_at, stamp.as_ref()), scope, backend))
+        }
+    }
+}
+
+/// Every statement `plan` runs, built at once for `backend`: what the fuzz
+/// target and the property tests check can always be built.
+pub fn statements(plan: &Plan, stamp: &Stamp, backend: Backend) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for alias in &plan.aliases {
+        let ds = &alias.ds;
+        match &alias.action {
+            Planned::Query(q) => out.push(select(ds, q, backend)),
+            Planned::Post(rows) => {
+                out.extend(rows.iter().filter_map(|row| row_statement(ds, row, stamp, backend)));
+            }
+        }
+    }
+    out
 }

@@ -8,10 +8,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use serde_json::{Value, json};
 
-use super::filter::tests::catalog;
-use super::filter::{Cmp, Filter, Match, Test};
-use super::values::{Scalar, datetime};
-use super::{Stamp, execute, parse_and_plan};
+use super::Stamp;
+use super::bind::tests::{catalog, prepare_all};
+use super::bind::{Cmp, Filter, Match, Test};
+use super::execute::execute;
+use crate::catalog::values::{Scalar, datetime};
 use crate::catalog::{AttrType, Catalog, sync_tables};
 use crate::store::Store;
 
@@ -67,7 +68,7 @@ async fn seeded(url: &str) -> (Store, Catalog) {
     let catalog = catalog();
     sync_tables(&store, &catalog).await.unwrap();
     let body = json!({"seed": {"ds": "Things", "data": rows()}});
-    let plan = parse_and_plan(&serde_json::to_vec(&body).unwrap(), &catalog, 1000).unwrap();
+    let plan = prepare_all(&serde_json::to_vec(&body).unwrap(), &catalog).unwrap();
     let stamp = Stamp { user: "tester".into(), now: "2024-05-01T00:00:00.000000Z".into() };
     execute(&store, &plan, &stamp).await.unwrap();
     (store, catalog)
@@ -75,8 +76,8 @@ async fn seeded(url: &str) -> (Store, Catalog) {
 
 async fn query(store: &Store, catalog: &Catalog, q: Value) -> Result<Value, String> {
     let body = json!({"q": {"ds": "Things", "query": q}});
-    let plan = parse_and_plan(&serde_json::to_vec(&body).unwrap(), catalog, 1000)
-        .map_err(|e| e.to_string())?;
+    let plan =
+        prepare_all(&serde_json::to_vec(&body).unwrap(), catalog).map_err(|e| e.to_string())?;
     let stamp = Stamp { user: "tester".into(), now: "2024-05-01T00:00:00.000000Z".into() };
     let out = execute(store, &plan, &stamp).await.map_err(|e| format!("{e:?}"))?;
     Ok(serde_json::from_slice(&out).unwrap())
@@ -250,15 +251,15 @@ fn filter() -> impl Strategy<Value = Value> {
 /// A fresh PostgreSQL database URL (and a closure's worth of cleanup), or
 /// `None` when `TESSERA_TEST_POSTGRES_URL` is not set.
 fn postgres_database(runtime: &tokio::runtime::Runtime) -> Option<(String, String, String)> {
-    let admin = std::env::var("TESSERA_TEST_POSTGRES_URL").ok()?;
+    let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
+        crate::testing::skip("set TESSERA_TEST_POSTGRES_URL to run the PostgreSQL variant");
+        return None;
+    };
     let name = format!("tessera_query_{}", uuid::Uuid::new_v4().simple());
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
     runtime.block_on(async {
         let store = Store::connect(&admin).await.unwrap();
-        if let Store::Postgres(pool) = &store {
-            let sql = format!("CREATE DATABASE {name}");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await.unwrap();
-        }
+        store.execute_ddl(&format!("CREATE DATABASE {name}")).await.unwrap();
         store.close().await;
     });
     Some((format!("{base}/{name}"), admin, name))
@@ -267,10 +268,7 @@ fn postgres_database(runtime: &tokio::runtime::Runtime) -> Option<(String, Strin
 fn drop_postgres_database(runtime: &tokio::runtime::Runtime, admin: &str, name: &str) {
     runtime.block_on(async {
         let store = Store::connect(admin).await.unwrap();
-        if let Store::Postgres(pool) = &store {
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await;
-        }
+        let _ = store.execute_ddl(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
     });
 }
 
@@ -284,7 +282,7 @@ fn check_filters_against_model(url: &str, cases: u32) {
             let q = json!({"filter": filters, "projection": {"id": 1}, "sort": {"id": 1}, "limit": 1000});
             let response = runtime.block_on(query(&store, &catalog, q.clone())).unwrap();
             let body = json!({"q": {"ds": "Things", "query": q}});
-            let plan = parse_and_plan(&serde_json::to_vec(&body).unwrap(), &catalog, 1000).unwrap();
+            let plan = prepare_all(&serde_json::to_vec(&body).unwrap(), &catalog).unwrap();
             let super::plan::Planned::Query(bound) = &plan.aliases[0].action else { unreachable!() };
             let expected: Vec<i64> = all_rows
                 .iter()

@@ -5,6 +5,8 @@
 //! microseconds since the epoch, stored as BIGINT.
 
 pub mod changes;
+pub mod dialect;
+pub mod exec;
 pub mod throttle;
 
 use std::str::FromStr;
@@ -176,6 +178,16 @@ impl Store {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))
             .context("pinging the database")?;
         Ok(())
+    }
+
+    /// Connections the pool holds now, in use or idle (for `/metrics`).
+    pub fn pool_size(&self) -> u32 {
+        on_pool!(self, pool => pool.size())
+    }
+
+    /// Connections the pool holds idle now.
+    pub fn pool_idle(&self) -> usize {
+        on_pool!(self, pool => pool.num_idle())
     }
 
     /// Closes every connection.

@@ -52,7 +52,7 @@ async fn session_id_and_csrf_are_random_uuids_and_the_jwt_claims_match_the_body(
     let (head, claims) = jwt_parts(&first.jwt);
     assert_eq!(head["alg"], "EdDSA");
     let kid = head["kid"].as_str().expect("the JWT header has a kid");
-    assert_eq!(Some(kid.to_owned()), app.state.auth.keys.signing_kid());
+    assert_eq!(Some(kid.to_owned()), app.state.keys.signing_kid());
     assert_eq!(claims["session"], first.session_id);
     assert_eq!(claims["csrf"], first.csrf);
     assert_eq!(claims["org_uid"], "cloudio");
@@ -60,7 +60,7 @@ async fn session_id_and_csrf_are_random_uuids_and_the_jwt_claims_match_the_body(
     assert_eq!(claims["iss"], "tessera");
     let iat = claims["iat"].as_i64().unwrap();
     assert!((before..=after).contains(&iat), "iat {iat} not in {before}..={after}");
-    let max_lifetime = app.state.auth.config.session.max_lifetime.0.as_secs() as i64;
+    let max_lifetime = app.state.config.session.max_lifetime.0.as_secs() as i64;
     assert_eq!(claims["exp"].as_i64().unwrap(), iat + max_lifetime);
     let mut names: Vec<&str> = claims.as_object().unwrap().keys().map(String::as_str).collect();
     names.sort_unstable();
@@ -313,7 +313,8 @@ fn base64_std(text: &str) -> String {
 
 both_backends!(unknown_routes_are_404_and_wrong_methods_are_405_in_the_error_shape);
 async fn unknown_routes_are_404_and_wrong_methods_are_405_in_the_error_shape(app: TestApp) {
-    for (method, path) in [(Method::GET, "/v1/nothing"), (Method::POST, "/"), (Method::GET, "/v1")]
+    for (method, path) in
+        [(Method::GET, "/v1/nothing"), (Method::POST, "/nothing"), (Method::GET, "/v1")]
     {
         let response = app.request(method, path, &[], None).await;
         assert_error(response, 404, "Not Found").await;
@@ -324,6 +325,7 @@ async fn unknown_routes_are_404_and_wrong_methods_are_405_in_the_error_shape(app
         (Method::POST, "/v1/status"),
         (Method::GET, "/v1/signout"),
         (Method::DELETE, "/healthz"),
+        (Method::POST, "/"),
     ] {
         let response = app.request(method.clone(), path, &[], None).await;
         assert_error(response, 405, "Method Not Allowed").await;

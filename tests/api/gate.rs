@@ -58,7 +58,7 @@ both_backends!(status_describes_the_callers_session);
 async fn status_describes_the_callers_session(app: TestApp) {
     let s = steve(&app).await;
     let claims = claims_of(&s);
-    let idle = app.state.auth.config.session.idle_timeout.0;
+    let idle = app.state.config.session.idle_timeout.0;
 
     let before = app.clock.now();
     let response = app.status(&s.jwt, &s.csrf).await;
@@ -94,11 +94,11 @@ async fn a_call_without_a_bearer_token_is_401(app: TestApp) {
     let s = steve(&app).await;
     let query = format!("/v1/status?csrf={}", s.csrf);
 
-    let cases: [(&str, &[(&str, &str)]); 4] = [
+    // A bare JWT is accepted (design §1.2; tests/api/clients.rs).
+    let cases: [(&str, &[(&str, &str)]); 3] = [
         ("no header", &[]),
         ("empty Bearer", &[("Authorization", "Bearer ")]),
         ("Token scheme", &[("Authorization", &token("steve", "s3cret"))]),
-        ("a bare JWT", &[("Authorization", &s.jwt)]),
     ];
     for (case, headers) in cases {
         let response = app.get(&query, headers).await;
@@ -205,7 +205,7 @@ async fn properly_signed_tokens_with_bad_claims_are_401(app: TestApp) {
     let s = steve(&app).await;
     let real = claims_of(&s);
     let now = app.clock.now_secs();
-    let keys = &app.state.auth.keys;
+    let keys = &app.state.keys;
 
     let cases = [
         ("a wrong iss", Claims { iss: "someone-else".into(), ..real.clone() }),
@@ -326,7 +326,7 @@ both_backends!(changing_the_password_in_the_store_is_refused_within_a_second);
 async fn changing_the_password_in_the_store_is_refused_within_a_second(app: TestApp) {
     let s = steve(&app).await;
     assert_eq!(app.status(&s.jwt, &s.csrf).await.status(), StatusCode::OK);
-    let hash = app.state.auth.hasher.hash_blocking("n3w").unwrap();
+    let hash = app.state.hasher.hash_blocking("n3w").unwrap();
 
     app.store().change_password("steve", &hash, app.clock.now()).await.unwrap();
 
@@ -429,7 +429,7 @@ async fn the_max_lifetime_ends_even_a_busy_session(app: TestApp) {
 both_backends!(a_token_is_refused_once_the_clock_passes_its_exp);
 async fn a_token_is_refused_once_the_clock_passes_its_exp(app: TestApp) {
     let s = steve(&app).await;
-    let max_lifetime = app.state.auth.config.session.max_lifetime.0;
+    let max_lifetime = app.state.config.session.max_lifetime.0;
 
     app.clock.advance(max_lifetime + Duration::from_secs(1));
 
@@ -443,7 +443,7 @@ async fn after_key_rotation_old_tokens_verify_and_new_tokens_carry_the_new_kid(a
 
     let key = new_key(app.clock.now() + 1).unwrap();
     app.store().add_key(&key).await.unwrap();
-    app.state.auth.keys.refresh(app.store(), app.clock.now()).await.unwrap();
+    app.state.keys.refresh(app.store(), app.clock.now()).await.unwrap();
 
     // The old token was never used before, so this verifies its signature now.
     assert_eq!(app.status(&old.jwt, &old.csrf).await.status(), StatusCode::OK);
@@ -480,12 +480,12 @@ async fn a_retired_key_stops_verifying_once_no_token_it_signed_can_be_live(app: 
     let old = app.store().keys().await.unwrap().pop().unwrap();
     let key = new_key(app.clock.now() + 1).unwrap();
     app.store().add_key(&key).await.unwrap();
-    app.state.auth.keys.refresh(app.store(), app.clock.now()).await.unwrap();
-    let max_lifetime = app.state.auth.config.session.max_lifetime.0;
+    app.state.keys.refresh(app.store(), app.clock.now()).await.unwrap();
+    let max_lifetime = app.state.config.session.max_lifetime.0;
 
     // Every token the old key signed has expired by now.
     app.clock.advance(max_lifetime + Duration::from_secs(60));
-    app.state.auth.keys.refresh(app.store(), app.clock.now()).await.unwrap();
+    app.state.keys.refresh(app.store(), app.clock.now()).await.unwrap();
 
     // A token made with the retired key (say it leaked) for a live session.
     let s = app.sign_in_ok("steve", "s3cret").await;

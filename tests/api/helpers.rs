@@ -8,18 +8,18 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use indexmap::IndexMap;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 use sqlx::Connection;
 use tempfile::TempDir;
+use tessera::app::AppState;
 use tessera::auth::signin::SignedIn;
 use tessera::clock::Clock;
 use tessera::config::{Config, DatabaseUrl, PasswordConfig};
 use tessera::error::ErrorBody;
-use tessera::http::AppState;
 use tessera::store::{NewUser, Store};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -27,9 +27,8 @@ use tokio::sync::oneshot;
 /// The environment variable that turns the PostgreSQL variants on.
 pub const POSTGRES_ENV: &str = "TESSERA_TEST_POSTGRES_URL";
 
-/// What a PostgreSQL variant prints when it cannot run.
-pub const POSTGRES_SKIP: &str =
-    "skipped: set TESSERA_TEST_POSTGRES_URL to run the PostgreSQL variant";
+/// Why a PostgreSQL variant cannot run without its URL.
+pub const POSTGRES_SKIP: &str = "set TESSERA_TEST_POSTGRES_URL to run the PostgreSQL variant";
 
 /// The seed's 403 body, byte for byte.
 pub const SEED_403: &str = r#"{"code":403,"status":"ERROR","title":"Access Denied","message":"Access Denied - Invalid username and/or password!"}"#;
@@ -41,12 +40,8 @@ pub const SEED_FIELDS: [&str; 8] =
 /// Raw request headers: `(name, value)` pairs.
 pub type Headers<'a> = &'a [(&'a str, &'a str)];
 
-/// Which database a test runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+/// Which database a test runs on: the library's own.
+pub use tessera::store::Backend;
 
 /// Generates `mod NAME { sqlite, postgres }` tests that run `async fn
 /// NAME(app: TestApp)` on a server with each backend. `config = F` runs
@@ -154,7 +149,7 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let Ok(admin) = std::env::var(POSTGRES_ENV) else {
-                    println!("{POSTGRES_SKIP}");
+                    tessera::testing::skip(POSTGRES_SKIP);
                     return None;
                 };
                 let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
@@ -280,7 +275,7 @@ impl TestApp {
     /// Starts another server on the same database and config, sharing this
     /// one's clock: a second instance, as in design §4.3.
     pub async fn another_instance(&self) -> Server {
-        Server::start((*self.state.auth.config).clone(), self.clock.clone()).await
+        Server::start(self.state.config.clone(), self.clock.clone()).await
     }
 }
 
@@ -305,7 +300,7 @@ impl Server {
     }
 
     pub fn store(&self) -> &Store {
-        &self.state.auth.store
+        &self.state.store
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -314,7 +309,7 @@ impl Server {
 
     /// Creates a user directly in the store, hashed with the server's hasher.
     pub async fn add_user(&self, name: &str, org: &str, password: &str, roles: &[&str]) {
-        let hash = self.state.auth.hasher.hash_blocking(password).unwrap();
+        let hash = self.state.hasher.hash_blocking(password).unwrap();
         self.add_user_with_hash(name, org, &hash, roles).await;
     }
 
@@ -470,9 +465,7 @@ impl Server {
 // ---- wire helpers ------------------------------------------------------------
 
 /// The seed's credential header value: `Token base64(user:password)`.
-pub fn token(user: &str, password: &str) -> String {
-    format!("Token {}", STANDARD.encode(format!("{user}:{password}")))
-}
+pub use tessera::auth::credentials::token_header as token;
 
 /// A JWT's header and claims, decoded without verifying anything.
 pub fn jwt_parts(jwt: &str) -> (Value, Value) {

@@ -61,7 +61,7 @@ async fn a_key_rotated_through_one_instance_reaches_the_other_within_seconds(app
     let key = new_key(app.clock.now() + 1).unwrap();
 
     app.store().add_key(&key).await.unwrap();
-    app.state.auth.keys.refresh(app.store(), app.clock.now()).await.unwrap();
+    app.state.keys.refresh(app.store(), app.clock.now()).await.unwrap();
     let signed_here = app.sign_in_ok("steve", "s3cret").await;
     assert_eq!(jwt_parts(&signed_here.jwt).0["kid"], key.kid);
 

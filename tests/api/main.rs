@@ -10,9 +10,11 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod clients;
 mod data;
 mod gate;
 mod guessing;
 mod instances;
+mod observe;
 mod seed_client;
 mod throttle;

@@ -28,7 +28,7 @@ const REPORT: &str = "console.log(resp.status);\nconsole.log(JSON.stringify(json
 fn node_available() -> bool {
     let found = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
-        println!("skipped: node is not on PATH, so the seed's JavaScript sample cannot run");
+        tessera::testing::skip("node is not on PATH, so the seed's JavaScript sample cannot run");
     }
     found
 }

@@ -175,7 +175,7 @@ async fn a_success_after_an_address_lock_does_not_lock_the_address_again(app: Te
 both_backends!(failures_older_than_the_window_no_longer_count, config = five_pair_failures);
 async fn failures_older_than_the_window_no_longer_count(app: TestApp) {
     app.add_user("steve", "cloudio", "s3cret", &[]).await;
-    let window = app.state.auth.config.throttle.window.0;
+    let window = app.state.config.throttle.window.0;
     for _ in 0..4 {
         assert_seed_403(app.sign_in("steve", "wrong").await).await;
     }

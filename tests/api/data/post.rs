@@ -58,6 +58,7 @@ async fn query_envelope_is_exact_and_in_request_order(app: TestApp) {
             "seen",
             "remote",
             "rating",
+            "orgUid",
             "createdBy",
             "creationDate",
             "lastUpdatedBy",

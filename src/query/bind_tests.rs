@@ -3,26 +3,36 @@
 
 use super::*;
 use crate::catalog::Catalog;
+use crate::catalog::fixtures::THINGS;
 use crate::config::Config;
+use crate::query::filter::{Budget, parse_list};
 use proptest::prelude::*;
 use serde_json::json;
 
-pub(crate) const THINGS: &str = r#"
-    [datasources.Things]
-    table = "things"
-    [datasources.Things.attributes]
-    id     = { type = "Integer", primary_key = true }
-    name   = { type = "String" }
-    amount = { type = "Decimal" }
-    score  = { type = "Double" }
-    day    = { type = "Date" }
-    at     = { type = "DateTime" }
-    flag   = { type = "YN" }
-    ok     = { type = "Boolean" }
-"#;
-
 pub(crate) fn catalog() -> Catalog {
     Catalog::from_config(&Config::parse(THINGS).unwrap()).unwrap()
+}
+
+/// Whoever holds the `things_all` role of [`THINGS`].
+pub(crate) fn owner() -> crate::auth::Principal {
+    crate::auth::Principal {
+        session_id: "s".into(),
+        user_id: 1,
+        user_name: "tester".into(),
+        org_uid: "o".into(),
+        roles: vec!["things_all".into()],
+    }
+}
+
+/// Parse → authorize → plan as [`owner`], then build every statement for
+/// both backends: what the property tests drive.
+pub(crate) fn prepare_all(body: &[u8], catalog: &Catalog) -> Result<crate::query::Plan, ApiError> {
+    let plan = crate::query::prepare(catalog, &owner(), body, 1000)?;
+    let stamp = crate::query::Stamp { user: "t".into(), now: "2024-01-01T00:00:00.000000Z".into() };
+    for backend in [crate::store::Backend::Sqlite, crate::store::Backend::Postgres] {
+        crate::query::sql::statements(&plan, &stamp, backend);
+    }
+    Ok(plan)
 }
 
 fn bound(filter: Value) -> Result<Vec<Filter>, String> {
@@ -270,15 +280,15 @@ proptest! {
     fn the_parser_never_panics(value in arbitrary_json()) {
         let catalog = catalog();
         let body = serde_json::to_vec(&value).unwrap();
-        let _ = crate::query::parse_and_plan(&body, &catalog, 1000);
+        let _ = prepare_all(&body, &catalog);
         let wrapped = json!({"a": {"ds": "Things", "query": {"limit": 5, "filter": value.clone()}}});
-        let _ = crate::query::parse_and_plan(&serde_json::to_vec(&wrapped).unwrap(), &catalog, 1000);
+        let _ = prepare_all(&serde_json::to_vec(&wrapped).unwrap(), &catalog);
         let rows = json!({"a": {"ds": "Things", "data": [value]}});
-        let _ = crate::query::parse_and_plan(&serde_json::to_vec(&rows).unwrap(), &catalog, 1000);
+        let _ = prepare_all(&serde_json::to_vec(&rows).unwrap(), &catalog);
     }
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = crate::query::parse_and_plan(&bytes, &catalog(), 1000);
+        let _ = prepare_all(&bytes, &catalog());
     }
 }

@@ -1,0 +1,132 @@
+//! The application: everything a request needs, as flat siblings in one
+//! [`AppState`] (store, clock, config, catalog, key ring, hasher, gate), and
+//! the background loops that keep it current.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::auth::password::Hasher;
+use crate::auth::tokens::KeyRing;
+use crate::auth::{Auth, gate};
+use crate::catalog::{self, Catalog};
+use crate::clock::{self, Clock};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::query;
+use crate::store::Store;
+use crate::store::changes::Change;
+
+/// The catalog of `config`, every role filter checked like any filter.
+pub fn load_catalog(config: &Config) -> Result<Catalog> {
+    let catalog = Catalog::from_config(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    query::grant::check_role_filters(&catalog).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(catalog)
+}
+
+/// What [`AppState`] holds.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Clock,
+    pub catalog: Catalog,
+    pub keys: KeyRing,
+    pub hasher: Hasher,
+    pub gate: gate::Cache,
+    /// This server's metrics registry (never a process global).
+    pub metrics: Metrics,
+}
+
+/// The application state. Cloned per request, so it is one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Checks the catalog, opens the database, applies migrations, creates
+    /// missing tables and loads the key ring: everything a server needs
+    /// before it listens.
+    pub async fn start(config: Config, clock: Clock) -> Result<Self> {
+        let catalog = load_catalog(&config)?;
+        let store = Store::open(&config.database.0).await?;
+        catalog::sync_tables(&store, &catalog).await?;
+        let hasher = Hasher::new(&config.password)?;
+        let keys = KeyRing::new(&config.issuer, clock::micros(config.session.max_lifetime.0));
+        keys.refresh(&store, clock.now()).await?;
+        let gate = gate::Cache::default();
+        let metrics = Metrics::new();
+        Ok(Self(Arc::new(App { config, store, clock, catalog, keys, hasher, gate, metrics })))
+    }
+
+    /// Sign-in and the gate's view of the state.
+    pub fn auth(&self) -> Auth<'_> {
+        Auth {
+            store: &self.store,
+            clock: &self.clock,
+            config: &self.config,
+            hasher: &self.hasher,
+            keys: &self.keys,
+            gate: &self.gate,
+        }
+    }
+
+    /// The data pipeline's view of the state.
+    pub fn query_env(&self) -> query::Env<'_> {
+        query::Env { store: &self.store, catalog: &self.catalog, max_limit: self.config.max_limit }
+    }
+
+    /// Applies change notices from other processes as they arrive
+    /// (PostgreSQL); runs until aborted.
+    pub async fn watch_changes(self) {
+        self.store
+            .watch_changes(|change| {
+                self.auth().apply_change(&change);
+                if matches!(change, Change::Keys | Change::Missed) {
+                    let state = self.clone();
+                    tokio::spawn(async move { state.refresh_keys().await });
+                }
+            })
+            .await;
+    }
+
+    /// Reloads the key ring; a failure is logged and retried on the next round.
+    async fn refresh_keys(&self) {
+        if let Err(e) = self.keys.refresh(&self.store, self.clock.now()).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not refresh the key ring");
+        }
+    }
+
+    /// Periodic work: pick up rotated keys, forget idle cache entries and
+    /// aged-out guessing counters; runs until aborted.
+    pub async fn housekeeping(self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut round: u64 = 0;
+        loop {
+            tick.tick().await;
+            round += 1;
+            let now = self.clock.now();
+            self.refresh_keys().await;
+            self.auth().sweep();
+            if round.is_multiple_of(60) {
+                let window = clock::micros(self.config.throttle.window.0);
+                if let Err(e) = self.store.forget_old_attempts(now - window).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not prune sign-in counters");
+                }
+            }
+        }
+    }
+}
