@@ -139,15 +139,21 @@ impl Default for PasswordConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
+    /// Failures of one user name from one client address before that pair waits.
+    pub user_address_failures: u32,
+    /// Failures of one user name from all addresses before it waits.
     pub user_failures: u32,
+    /// Failures from one client address, any user names, before it waits.
     pub ip_failures: u32,
+    /// How long a failure counts.
     pub window: HumanDuration,
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
         Self {
-            user_failures: 5,
+            user_address_failures: 5,
+            user_failures: 100,
             ip_failures: 50,
             window: HumanDuration(Duration::from_secs(15 * 60)),
         }
@@ -409,9 +415,12 @@ mod tests {
             iterations = 2
             parallelism = 1
             [throttle]
-            user_failures = 5
+            user_address_failures = 5
+            user_failures = 100
             ip_failures = 50
             window = "15m"
+            [network]
+            trusted_proxies = ["10.0.0.0/8", "fd00::/8", "192.0.2.7"]
             [datasources.Employees]
             table = "employees"
             [datasources.Employees.attributes]
@@ -431,6 +440,23 @@ mod tests {
         assert_eq!(names, ["empId", "name", "salary", "active", "email"]);
         assert_eq!(config.roles["hr_admin"]["Employees"].operations().len(), 4);
         assert_eq!(config.session.max_lifetime.0, Duration::from_secs(43200));
+        assert_eq!(config.throttle.user_failures, 100);
+        let proxies: Vec<String> =
+            config.network.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_is_named() {
+        let err = Config::parse("[network]\ntrusted_proxies = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(err.contains("10.0.0.0/33") && err.contains("CIDR"), "{err}");
+    }
+
+    #[test]
+    fn throttle_defaults_follow_the_design() {
+        let t = ThrottleConfig::default();
+        assert_eq!((t.user_address_failures, t.user_failures, t.ip_failures), (5, 100, 50));
+        assert_eq!(t.window.0, Duration::from_secs(900));
     }
 
     #[test]

@@ -88,7 +88,8 @@ impl ApiError {
                     .into()
             }
             Self::Unavailable(_) => {
-                "The database is unreachable right now. Try again in a few seconds.".into()
+                "The server is busy or cannot reach its database right now. Try again in a few seconds."
+                    .into()
             }
             other => other.to_string(),
         }

@@ -7,6 +7,7 @@ pub mod gate;
 pub mod password;
 pub mod principal;
 pub mod signin;
+pub mod throttle;
 pub mod tokens;
 
 use crate::clock::Clock;

@@ -7,11 +7,11 @@ use anyhow::Context;
 use tracing::{info, instrument, warn};
 
 use super::password::{HashError, Verdict};
+use super::throttle::{address_key, invalid_user_name, shown};
 use super::tokens::Claims;
 use super::{Auth, Principal};
-use crate::clock::micros;
 use crate::error::ApiError;
-use crate::store::{AuditEvent, Reservation, throttle::Limits};
+use crate::store::AuditEvent;
 
 /// A new session, as the seed's 200 body shows it.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -27,24 +27,10 @@ pub struct SignedIn {
     pub status: String,
 }
 
-/// Longest user name looked up; longer ones cannot exist.
-const MAX_USER_NAME: usize = 256;
-
 impl Auth<'_> {
-    fn user_limits(&self) -> Limits {
-        Limits {
-            threshold: i64::from(self.config.throttle.user_failures),
-            window: micros(self.config.throttle.window.0),
-            base_wait: 1_000_000,
-        }
-    }
-
-    fn ip_limits(&self) -> Limits {
-        Limits { threshold: i64::from(self.config.throttle.ip_failures), ..self.user_limits() }
-    }
-
-    /// Signs `user` in with `password` from `client`.
-    #[instrument(skip_all, fields(user = %user, client = %client))]
+    /// Signs `user` in with `password` from `client` (the client's address
+    /// as resolved from the peer and any trusted proxy's headers).
+    #[instrument(skip_all, fields(user = %shown(user), client = %client))]
     pub async fn sign_in(
         &self,
         user: &str,
@@ -53,8 +39,6 @@ impl Auth<'_> {
     ) -> Result<SignedIn, ApiError> {
         let now = self.clock.now();
         let client_text = client.to_string();
-        let user_key = format!("user:{user}");
-        let ip_key = format!("ip:{client_text}");
         let audit = |event: &'static str, detail: &'static str| AuditEvent {
             at: now,
             event,
@@ -63,29 +47,23 @@ impl Auth<'_> {
             detail,
         };
 
-        if let Reservation::Locked { wait } =
-            self.store.reserve_attempt(&ip_key, self.ip_limits(), now).await?
-        {
-            self.record(&audit("sign-in refused", "too many failures from this address")).await;
-            return Err(too_many(wait));
-        }
-        if let Reservation::Locked { wait } =
-            self.store.reserve_attempt(&user_key, self.user_limits(), now).await?
-        {
-            self.store.release_attempt(&ip_key).await?;
-            self.record(&audit("sign-in refused", "too many failures for this user")).await;
-            return Err(too_many(wait));
+        if let Some(why) = invalid_user_name(user) {
+            // No such user can exist: refuse at once, with no hash and no
+            // counter; the audit counts these per address and minute.
+            info!(outcome = "refused", reason = why, "sign-in refused");
+            let event = AuditEvent { user_name: None, ..audit("sign-in refused", why) };
+            self.count_refusal(&event, &format!("name:{}", address_key(client))).await;
+            return Err(ApiError::invalid_credentials());
         }
 
-        let found =
-            if user.len() <= MAX_USER_NAME { self.store.user_by_name(user).await? } else { None };
+        let attempt = self.admit(user, client).await?;
+        let found = self.store.user_by_name(user).await?;
         let stored = found.as_ref().map(|u| u.password_hash.clone());
         let verdict = match self.hasher.verify(password, stored).await {
             Ok(verdict) => verdict,
             Err(HashError::Busy) => {
-                // Not the client's fault: give both reservations back.
-                self.store.release_attempt(&ip_key).await?;
-                self.store.release_attempt(&user_key).await?;
+                // Not the client's fault: give the reservations back.
+                attempt.released().await?;
                 return Err(ApiError::Unavailable(anyhow::anyhow!(
                     "password checks are saturated"
                 )));
@@ -100,14 +78,14 @@ impl Auth<'_> {
                     Some(row) if row.disabled => "user disabled",
                     Some(_) => "wrong password",
                 };
+                attempt.failed().await?;
                 warn!(outcome = "failure", reason = why, "sign-in failed");
                 self.record(&audit("sign-in failed", why)).await;
                 return Err(ApiError::invalid_credentials());
             }
         };
 
-        self.store.reset_attempts(&user_key).await?;
-        self.store.release_attempt(&ip_key).await?;
+        attempt.succeeded().await?;
         if let Some(new_hash) = rehash {
             self.store.rehash_password(user_row.id, &user_row.password_hash, &new_hash).await?;
         }
@@ -165,9 +143,4 @@ impl Auth<'_> {
             warn!(error = %format!("{e:#}"), event = event.event, "could not write the audit log");
         }
     }
-}
-
-fn too_many(wait: i64) -> ApiError {
-    let secs = (wait + 999_999) / 1_000_000;
-    ApiError::TooManyRequests { retry_after: secs.max(1) as u64 }
 }

@@ -1,5 +1,6 @@
 //! `[network]` (design §3): how tessera meets the network: browser origins
-//! (`cors_origins`) and the metrics listener (`metrics_listen`). The table
+//! (`cors_origins`), the metrics listener (`metrics_listen`) and the proxies
+//! whose forwarding headers are believed (`trusted_proxies`). The table
 //! denies unknown keys like the rest of the file.
 
 use serde::{Deserialize, Deserializer};
@@ -15,6 +16,27 @@ pub struct NetworkConfig {
     pub cors_origins: Vec<String>,
     /// Serve `GET /metrics` only on this address (not on `listen`).
     pub metrics_listen: Option<String>,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` is believed: CIDRs
+    /// (`"10.0.0.0/8"`) or single addresses (`"10.0.0.7"`).
+    #[serde(deserialize_with = "cidrs")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A list of CIDRs; a bare address is the network of that one address.
+fn cidrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "invalid trusted proxy {text:?}: write a CIDR like \"10.0.0.0/8\" or an address like \"10.0.0.7\""
+                    ))
+                })
+        })
+        .collect()
 }
 
 fn origins<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
+use super::client_addr::client_address;
 use super::extract::{Body, Session, credential_header};
 use super::{AppState, Peer};
 use crate::auth::credentials::{CredentialError, parse_token};
@@ -28,8 +29,9 @@ pub async fn sign_in(
     }
     let header = credential_header(&headers).ok_or(CredentialError::Missing);
     let credentials = header.and_then(parse_token).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let signed_in =
-        state.auth().sign_in(&credentials.user, credentials.password, peer.0.ip()).await?;
+    let trusted = &state.config.network.trusted_proxies;
+    let client = client_address(peer.0.ip(), &headers, trusted);
+    let signed_in = state.auth().sign_in(&credentials.user, credentials.password, client).await?;
     Ok(Json(signed_in))
 }
 

@@ -2,6 +2,7 @@
 //! this module is free of axum.
 
 mod api;
+pub mod client_addr;
 mod compression;
 mod cors;
 mod datasources;

@@ -19,8 +19,6 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::clock::Micros;
 
-pub use throttle::Reservation;
-
 /// Runs `$body` with `$pool` bound to whichever pool the store holds. The body
 /// is compiled once per backend, so one SQL text serves both.
 macro_rules! on_pool {

@@ -13,6 +13,7 @@ mod cli;
 mod clients;
 mod data;
 mod gate;
+mod guessing;
 mod instances;
 mod observe;
 mod seed_client;
