@@ -9,6 +9,9 @@ use crate::query::filter::{Budget, parse_list};
 use proptest::prelude::*;
 use serde_json::json;
 
+/// The `now` of requests in these tests: 2024-02-28T10:00:00Z, a Wednesday.
+pub(crate) const NOW: crate::clock::Micros = 1_709_114_400_000_000;
+
 pub(crate) fn catalog() -> Catalog {
     Catalog::from_config(&Config::parse(THINGS).unwrap()).unwrap()
 }
@@ -27,7 +30,7 @@ pub(crate) fn owner() -> crate::auth::Principal {
 /// Parse → authorize → plan as [`owner`], then build every statement for
 /// both backends: what the property tests drive.
 pub(crate) fn prepare_all(body: &[u8], catalog: &Catalog) -> Result<crate::query::Plan, ApiError> {
-    let plan = crate::query::prepare(catalog, &owner(), body, 1000)?;
+    let plan = crate::query::prepare(catalog, &owner(), body, 1000, NOW)?;
     let stamp = crate::query::Stamp { user: "t".into(), now: "2024-01-01T00:00:00.000000Z".into() };
     for backend in [crate::store::Backend::Sqlite, crate::store::Backend::Postgres] {
         crate::query::sql::statements(&plan, &stamp, backend);
@@ -39,7 +42,7 @@ fn bound(filter: Value) -> Result<Vec<Filter>, String> {
     let catalog = catalog();
     let ds = catalog.datasources().next().unwrap();
     let raw = parse_list(&filter, 1, &mut Budget::default())?;
-    bind(&raw, ds).map_err(|e| e.to_string())
+    bind(&raw, ds, NOW).map_err(|e| e.to_string())
 }
 
 fn one(filter: Value) -> Test {

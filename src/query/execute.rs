@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::plan::{AliasPlan, Plan, Planned, QueryPlan, Stamp, WriteRow};
-use super::render::{write_row, write_str};
+use super::render::{Form, write_fields, write_row, write_str};
 use super::sql;
 use crate::catalog::Datasource;
 use crate::catalog::values::Scalar;
@@ -68,11 +68,25 @@ async fn run_query(
     let rows = db.fetch(built).await.map_err(|e| db_error(e, &at()))?;
     let elapsed = started.elapsed().as_millis();
     out.extend_from_slice(br#"{"data":["#);
+    // A summary row: its group attributes, then its outputs.
+    let fields: Option<Vec<(&str, Form)>> = query.summary.as_ref().map(|s| {
+        let groups = s.groups.iter().map(|&i| {
+            let attr = &ds.attributes[i];
+            (attr.code.as_str(), Form::As(attr.kind))
+        });
+        groups.chain(s.outputs.iter().map(|o| (o.name.as_str(), o.form))).collect()
+    });
     for r in 0..rows.len() {
         if r > 0 {
             out.push(b',');
         }
-        render_row(out, ds, &query.columns, &rows, r, "Q").map_err(|e| db_error(e, &at()))?;
+        match &fields {
+            None => render_row(out, ds, &query.columns, &rows, r, "Q"),
+            Some(fields) => {
+                rows.cells(r, fields.len()).map(|cells| write_fields(out, fields, &cells, "Q"))
+            }
+        }
+        .map_err(|e| db_error(e, &at()))?;
     }
     out.extend_from_slice(
         format!(r#"],"queryElapsed":{elapsed},"rowsFetched":{}}}"#, rows.len()).as_bytes(),

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::bind::{self, Filter};
+use super::filter::{Op, RawFilter};
 use super::request::{Action, ApiRequest, PostRow, Projection, QueryRequest, RowStatus};
+use super::summary::{self, Summary};
 use crate::catalog::values::{Scalar, from_json};
-use crate::catalog::{Datasource, Grant, Who};
+use crate::catalog::{Datasource, Family, Grant, Who};
+use crate::clock::Micros;
 use crate::error::ApiError;
 
 /// Who writes, and when: the WHO values of every row of one request.
@@ -52,6 +55,11 @@ pub struct QueryPlan {
     pub sort: Vec<(usize, bool)>,
     pub offset: u64,
     pub limit: u32,
+    /// Groups and aggregates, or the distinct rows of `fetchDistinct`
+    /// (design §1.4). When set, rows are summaries: `filter`, `offset` and
+    /// `limit` apply as ever (the filter before grouping, offset and limit
+    /// to the summary rows), and `sort` is the summary's own.
+    pub summary: Option<Summary>,
 }
 
 /// `(attribute index, value)`; `None` is NULL.
@@ -65,14 +73,15 @@ pub enum WriteRow {
     Delete { key: Vec<(usize, Scalar)>, stamp: Option<Scalar> },
 }
 
-/// Binds `request` to `grants` (the caller's grant for each alias, in order).
-pub fn plan(request: ApiRequest, grants: Vec<Grant>) -> Result<Plan, ApiError> {
+/// Binds `request` to `grants` (the caller's grant for each alias, in
+/// order); relative dates are fixed at `now`.
+pub fn plan(request: ApiRequest, grants: Vec<Grant>, now: Micros) -> Result<Plan, ApiError> {
     let writes = request.aliases.iter().any(|a| a.writes());
     let mut aliases = Vec::with_capacity(request.aliases.len());
     for (alias, Grant { ds, .. }) in request.aliases.into_iter().zip(grants) {
         let action = match &alias.action {
             Action::Query(query) => {
-                Planned::Query(plan_query(query, &ds).map_err(|e| prefix(&alias.alias, e))?)
+                Planned::Query(plan_query(query, &ds, now).map_err(|e| prefix(&alias.alias, e))?)
             }
             Action::Post(rows) => Planned::Post(
                 rows.iter()
@@ -106,8 +115,12 @@ fn index_of(ds: &Datasource, code: &str, what: &str) -> Result<usize, ApiError> 
     })
 }
 
-/// Binds a query's filter, projection and sort to `ds`.
-pub fn plan_query(query: &QueryRequest, ds: &Datasource) -> Result<QueryPlan, ApiError> {
+/// Binds a query's filter, params, projection, sort and summary to `ds`.
+pub fn plan_query(
+    query: &QueryRequest,
+    ds: &Datasource,
+    now: Micros,
+) -> Result<QueryPlan, ApiError> {
     let columns = match &query.projection {
         Projection::All => (0..ds.attributes.len()).collect(),
         Projection::Only(codes) => {
@@ -128,19 +141,36 @@ pub fn plan_query(query: &QueryRequest, ds: &Datasource) -> Result<QueryPlan, Ap
             (0..ds.attributes.len()).filter(|i| !skip.contains(i)).collect()
         }
     };
+    let lookup = |code: &str, what: &str| index_of(ds, code, what);
+    let summary = summary::plan_summary(query, ds, &columns, &lookup)?;
     let mut sort = Vec::with_capacity(query.sort.len());
-    for (code, desc) in &query.sort {
+    for (code, desc) in query.sort.iter().filter(|_| summary.is_none()) {
         let i = index_of(ds, code, "sort")?;
         if !sort.iter().any(|(j, _)| *j == i) {
             sort.push((i, *desc));
         }
     }
-    Ok(QueryPlan {
-        columns,
-        filter: bind::bind(&query.filter, ds)?,
-        sort,
-        offset: query.offset,
-        limit: query.limit,
+    let mut filter = bind::bind(&query.filter, ds, now)?;
+    filter.extend(params(query, ds, now)?);
+    Ok(QueryPlan { columns, filter, sort, offset: query.offset, limit: query.limit, summary })
+}
+
+/// `params` as equality filters: `is` on text, `eq` on the rest, `null`
+/// for a JSON null.
+fn params(query: &QueryRequest, ds: &Datasource, now: Micros) -> Result<Vec<Filter>, ApiError> {
+    let mut raw = Vec::with_capacity(query.params.len());
+    for (code, value) in &query.params {
+        let i = index_of(ds, code, "params")?;
+        let op = match (value.is_null(), ds.attributes[i].kind.family()) {
+            (true, _) => Op::Null,
+            (false, Family::Text) => Op::Is,
+            (false, _) => Op::Eq,
+        };
+        raw.push(RawFilter::Cond { attr: code.clone(), op, value: value.clone() });
+    }
+    bind::bind(&raw, ds, now).map_err(|e| match e {
+        ApiError::Invalid(m) => ApiError::Invalid(format!("params: {m}")),
+        other => other,
     })
 }
 
