@@ -178,7 +178,7 @@ fn db_error(error: sqlx::Error, at: &str) -> ApiError {
             ApiError::Invalid(format!("{at}: the row breaks a rule of the table; {unwritten}"))
         }
         Failure::BadValue => ApiError::Invalid(format!(
-            "{at}: a value is out of range or malformed for its column; {unwritten}"
+            "{at}: a value is out of range or malformed for its column (or a Sum is beyond a 64-bit whole number); {unwritten}"
         )),
         Failure::Contention => ApiError::Conflict(format!(
             "{at}: a concurrent request changed the same rows; retry. Nothing was written."

@@ -69,4 +69,6 @@ pub async fn run(
 }
 
 #[cfg(test)]
+mod summary_tests;
+#[cfg(test)]
 mod tests;

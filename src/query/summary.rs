@@ -155,3 +155,108 @@ fn form_of(raw: &RawAggregate, kind: Option<AttrType>) -> Result<Form, String> {
         (Func::Min | Func::Max, None) => Form::As(AttrType::String),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::query::bind::tests::{catalog, prepare_all};
+    use crate::query::plan::Planned;
+
+    fn summary(q: Value) -> Result<Option<Summary>, String> {
+        let mut q = q;
+        q["limit"] = json!(10);
+        let body = json!({"q": {"ds": "Things", "query": q}});
+        let plan = prepare_all(&serde_json::to_vec(&body).unwrap(), &catalog())
+            .map_err(|e| e.to_string())?;
+        match &plan.aliases[0].action {
+            Planned::Query(q) => Ok(q.summary.clone()),
+            Planned::Post(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn outputs_are_typed_and_named() {
+        let s = summary(json!({
+            "groupByAttributeCodeList": ["flag", "day"],
+            "aggregateList": [
+                {"func": "count"}, {"func": "Sum", "code": "id"}, {"func": "SUM", "code": "amount", "intoCode": "total"},
+                {"func": "avg", "code": "id", "intoCode": "mean"}, {"func": "Min", "code": "day", "intoCode": "first"},
+                {"func": "max", "code": "ok"}, {"func": "DistinctCount", "code": "name", "intoCode": "names"},
+            ],
+            "sort": {"count": -1, "day": 1},
+        }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.groups, [6, 4]);
+        let shapes: Vec<(&str, Form)> =
+            s.outputs.iter().map(|o| (o.name.as_str(), o.form)).collect();
+        assert_eq!(
+            shapes,
+            [
+                ("count", Form::As(AttrType::Integer)),
+                ("id", Form::As(AttrType::Integer)),
+                ("total", Form::Rounded),
+                ("mean", Form::Rounded),
+                ("first", Form::As(AttrType::Date)),
+                ("ok", Form::As(AttrType::Boolean)),
+                ("names", Form::As(AttrType::Integer)),
+            ]
+        );
+        assert_eq!(s.sort, [(Key::Output(0), true), (Key::Group(4), false)]);
+        assert_eq!(summary(json!({"sort": {"id": 1}})).unwrap(), None);
+    }
+
+    #[test]
+    fn distinct_rows_group_the_projection() {
+        let s = summary(
+            json!({"fetchDistinct": true, "projection": {"flag": 1, "ok": 1}, "sort": {"ok": -1}}),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (s.groups, s.outputs, s.sort),
+            (vec![6, 7], vec![], vec![(Key::Group(7), true)])
+        );
+        let err =
+            summary(json!({"fetchDistinct": true, "projection": {"flag": 1}, "sort": {"id": 1}}));
+        assert!(err.unwrap_err().contains("sort: id is not projected"));
+    }
+
+    #[test]
+    fn bad_combinations_name_the_member() {
+        let err = |q: Value| summary(q).unwrap_err();
+        let e = err(json!({"aggregateList": [{"func": "Sum", "code": "name"}]}));
+        assert!(
+            e.contains("Alias q: \"aggregateList\", item 1: Sum of name (String) needs a number"),
+            "{e}"
+        );
+        let e = err(json!({"aggregateList": [{"func": "Avg", "code": "day"}]}));
+        assert!(e.contains("Avg of day (Date)"), "{e}");
+        let e = err(
+            json!({"aggregateList": [{"func": "Count"}, {"func": "Count", "code": "id"}, {"func": "Count"}]}),
+        );
+        assert!(e.contains("item 3: the output name \"count\" is already that of item 1"), "{e}");
+        let e = err(
+            json!({"groupByAttributeCodeList": ["flag"], "aggregateList": [{"func": "Max", "code": "flag"}]}),
+        );
+        assert!(
+            e.contains("item 1: the output name \"flag\" is also a groupByAttributeCodeList"),
+            "{e}"
+        );
+        let e = err(json!({"aggregateList": [{"func": "Max", "code": "nope"}]}));
+        assert!(e.contains("item 1: aggregateList: unknown attribute \"nope\""), "{e}");
+        let e = err(json!({"groupByAttributeCodeList": ["flag", "flag"]}));
+        assert!(e.contains("groupByAttributeCodeList: flag is named twice"), "{e}");
+        let e = err(json!({"groupByAttributeCodeList": ["nope"]}));
+        assert!(e.contains("groupByAttributeCodeList: unknown attribute \"nope\""), "{e}");
+        let e = err(json!({"groupByAttributeCodeList": ["flag"], "sort": {"id": 1}}));
+        assert!(
+            e.contains("sort: id is neither a groupByAttributeCodeList attribute nor an intoCode"),
+            "{e}"
+        );
+        let e = err(json!({"groupByAttributeCodeList": ["flag"], "projection": {"flag": 1}}));
+        assert!(e.contains("leave projection"), "{e}");
+    }
+}
