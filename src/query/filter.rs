@@ -42,32 +42,6 @@ operators! {
     IsTrue = "isTrue", IsFalse = "isFalse",
 }
 
-impl Op {
-    /// Whether the operator ignores its value (`{"hired": {"today": true}}`).
-    pub fn ignores_value(self) -> bool {
-        use Op::*;
-        matches!(
-            self,
-            Empty
-                | NotEmpty
-                | Null
-                | NotNull
-                | Today
-                | Yesterday
-                | Tomorrow
-                | Last7Days
-                | Next7Days
-                | ThisWeek
-                | ThisMonth
-                | ThisYear
-                | InThePast
-                | InTheFuture
-                | IsTrue
-                | IsFalse
-        )
-    }
-}
-
 /// A group key, whatever its case: `and`/`allOf`, `or`/`anyOf`,
 /// `not`/`noneOf` (design §1.4).
 fn group_of(key: &str) -> Option<Group> {
