@@ -121,6 +121,10 @@ def datasette(ctx, B, rows):
     B.record_command("datasette serve emp.db --host 127.0.0.1 --port $PORT")
     try:
         wait_http(port, "/-/versions.json", 60, proc, B)
+        if B.want("S11"):
+            datasette_aggregate(ctx, B, port, rows)
+        if not B.want("S4"):
+            return None
         path = f"/emp/employees.json?dept={B.QUERY_DEPT}&_size=50&_shape=array"
         status, body = B.http_get(port, path)
         got = json.loads(body)
@@ -133,6 +137,21 @@ def datasette(ctx, B, rows):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def datasette_aggregate(ctx, B, port, rows):
+    """S11's peer figure: the same Count + Sum GROUP BY through datasette's SQL endpoint."""
+    from urllib.parse import quote
+    path = f"/emp.json?sql={quote(B.AGGREGATE_SQL)}&_shape=array"
+    status, body = B.http_get(port, path)
+    got = [(r["dept"], r["count"], r["salary"]) for r in json.loads(body)] if status == 200 else []
+    if got != B.expected_groups(rows):
+        raise RuntimeError(f"datasette aggregate gave {status}: {body[:300]!r}")
+    rps, p99, runs = measure_get(B, f"http://127.0.0.1:{port}{path}")
+    ctx["datasette_s11"] = rps
+    B.figure("peer", "datasette: same aggregate (Count + Sum by dept over 10,000 rows), SQL endpoint, "
+                     "`_shape=array`", rps, "req/s",
+             detail=f"runs {', '.join(f'{x:,.0f}' for x in runs)}; p99 {p99:.1f} ms; no sign-in (datasette has none)")
 
 
 class Directus:
@@ -359,7 +378,7 @@ def run(ctx, B):
     rows = B.employee_rows()
     results = {}
     jobs = []
-    if B.want("S4"):
+    if B.want("S4", "S11"):
         jobs.append(("datasette", lambda: datasette(ctx, B, rows)))
     if B.want("S4", "S7"):
         jobs.append(("Directus", lambda: directus(ctx, B, rows)))
@@ -397,6 +416,15 @@ def run(ctx, B):
                         "req/s; " + "; ".join(f"÷ {k}: {s4['rps'] / v:,.1f}" for k, v in peer_rps.items()))
     elif B.want("S4") and peer_rps:
         B.NOTES.append("S4 ratio to the peers not computed: tessera's S4 was not measured in this run.")
+
+    # S11: tessera ÷ datasette on the aggregate, both on SQLite, same rows.
+    s11, ds11 = ctx.get("s11"), ctx.get("datasette_s11")
+    if s11 and ds11:
+        B.figure("S11", "aggregate SQLite: tessera ÷ datasette", s11["rps"] / ds11, "ratio",
+                 detail=f"tessera {s11['rps']:,.0f} req/s (p99 {s11['p99']:.1f} ms, signed in) ÷ datasette "
+                        f"{ds11:,.0f} req/s (no sign-in)")
+    elif B.want("S11"):
+        B.NOTES.append("S11 ratio to datasette not computed: one side was not measured in this run.")
 
     # S5: tessera ÷ Directus, both on the same PostgreSQL server.
     s5 = ctx.get("s5")

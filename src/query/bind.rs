@@ -5,12 +5,17 @@
 //! property tests check them against: a condition on a NULL value is false,
 //! except `null`/`empty`, which look for it; `{"not": [...]}` is true when
 //! none of its filters is.
+//!
+//! Relative date operators (`today`, `thisWeek`, ...) are fixed here, from
+//! the request's `now` (see `dates.rs`).
 
 use serde_json::Value;
 
+use super::dates::relative_test;
 use super::filter::{Op, RawFilter};
 use crate::catalog::values::{Scalar, datetime, from_json, parse_day};
 use crate::catalog::{AttrType, Datasource, Family};
+use crate::clock::Micros;
 use crate::error::ApiError;
 
 /// A filter bound to a datasource: attributes by index, values typed.
@@ -69,16 +74,16 @@ pub enum Test {
     },
 }
 
-/// Binds a list of raw filters (ANDed) to `ds`.
-pub fn bind(raw: &[RawFilter], ds: &Datasource) -> Result<Vec<Filter>, ApiError> {
-    raw.iter().map(|f| bind_one(f, ds)).collect()
+/// Binds a list of raw filters (ANDed) to `ds`, relative dates at `now`.
+pub fn bind(raw: &[RawFilter], ds: &Datasource, now: Micros) -> Result<Vec<Filter>, ApiError> {
+    raw.iter().map(|f| bind_one(f, ds, now)).collect()
 }
 
-fn bind_one(raw: &RawFilter, ds: &Datasource) -> Result<Filter, ApiError> {
+fn bind_one(raw: &RawFilter, ds: &Datasource, now: Micros) -> Result<Filter, ApiError> {
     Ok(match raw {
-        RawFilter::And(list) => Filter::And(bind(list, ds)?),
-        RawFilter::Or(list) => Filter::Or(bind(list, ds)?),
-        RawFilter::Not(list) => Filter::Not(bind(list, ds)?),
+        RawFilter::And(list) => Filter::And(bind(list, ds, now)?),
+        RawFilter::Or(list) => Filter::Or(bind(list, ds, now)?),
+        RawFilter::Not(list) => Filter::Not(bind(list, ds, now)?),
         RawFilter::Cond { attr, op, value } => {
             let Some(index) = ds.index_of(attr) else {
                 return Err(ApiError::Invalid(format!(
@@ -87,7 +92,7 @@ fn bind_one(raw: &RawFilter, ds: &Datasource) -> Result<Filter, ApiError> {
                 )));
             };
             let kind = ds.attributes[index].kind;
-            condition(index, kind, *op, value).map_err(|e| {
+            condition(index, kind, *op, value, now).map_err(|e| {
                 ApiError::Invalid(format!(
                     "filter on {attr} ({}), operator {}: {e}.",
                     kind.name(),
@@ -106,17 +111,23 @@ fn leaf(attr: usize, test: Test) -> Filter {
 fn allowed(family: Family) -> &'static str {
     match family {
         Family::Text => {
-            "is, not, empty, notEmpty, null, notNull, like, nct, sw, ew, in, nin, hasAll, hasAny, notAny"
+            "is, not, empty, notEmpty, null, notNull, like, nct, sw, ew, in, nin, hasAll, hasAny, notAny; isTrue, isFalse on YN"
         }
         Family::Number => "eq, ne, null, notNull, gt, gte, lt, lte, in, nin, bn",
         Family::Date => {
-            "after, before, on, onOrAfter, onOrBefore, bn, eq, ne, null, notNull, in, nin"
+            "after, before, on, notOn, onOrAfter, onOrBefore, bn, eq, ne, null, notNull, in, nin, today, yesterday, tomorrow, last7Days, next7Days, thisWeek, thisMonth, thisYear, inThePast, inTheFuture"
         }
-        Family::Boolean => "is, not, empty, notEmpty",
+        Family::Boolean => "is, not, empty, notEmpty, isTrue, isFalse",
     }
 }
 
-fn condition(attr: usize, kind: AttrType, op: Op, value: &Value) -> Result<Filter, String> {
+fn condition(
+    attr: usize,
+    kind: AttrType,
+    op: Op,
+    value: &Value,
+    now: Micros,
+) -> Result<Filter, String> {
     use Op::*;
     let family = kind.family();
     let one = |v: &Value| from_json(kind, v, true);
@@ -159,9 +170,22 @@ fn condition(attr: usize, kind: AttrType, op: Op, value: &Value) -> Result<Filte
             let (low, high) = pair(value)?;
             Test::Between(one(low)?, one(high)?)
         }
-        (Family::Date, Gt | Gte | Lt | Lte | After | Before | OnOrAfter | OnOrBefore | On | Bn) => {
+        (
+            Family::Date,
+            Gt | Gte | Lt | Lte | After | Before | OnOrAfter | OnOrBefore | On | NotOn | Bn,
+        ) => {
             return date_condition(attr, kind, op, value);
         }
+        (
+            Family::Date,
+            Today | Yesterday | Tomorrow | Last7Days | Next7Days | ThisWeek | ThisMonth | ThisYear
+            | InThePast | InTheFuture,
+        ) => relative_test(kind, op, now)?,
+        // The value is ignored; a NULL is neither true nor false.
+        (_, IsTrue | IsFalse) if kind == AttrType::YN => {
+            Test::Cmp(Cmp::Eq, Scalar::Text(if op == IsTrue { "Y" } else { "N" }.into()))
+        }
+        (Family::Boolean, IsTrue | IsFalse) => Test::Cmp(Cmp::Eq, Scalar::Bool(op == IsTrue)),
         _ => {
             return Err(format!(
                 "does not apply to a {} attribute (use one of: {})",
@@ -205,6 +229,7 @@ fn date_condition(attr: usize, kind: AttrType, op: Op, value: &Value) -> Result<
         let day = from_json(kind, value, false)?;
         let cmp = match op {
             Op::On => Cmp::Eq,
+            Op::NotOn => Cmp::Ne,
             other => cmp_of(other),
         };
         return Ok(leaf(attr, Test::Cmp(cmp, day)));
@@ -240,6 +265,15 @@ fn date_condition(attr: usize, kind: AttrType, op: Op, value: &Value) -> Result<
             let (start, _) = span(value)?;
             let (start, end) = day_of(&start);
             Test::Between(start, end)
+        }
+        // Outside that UTC day; a NULL is on no day, so it is not "not on" one either.
+        Op::NotOn => {
+            let (start, _) = span(value)?;
+            let (start, end) = day_of(&start);
+            return Ok(Filter::Or(vec![
+                leaf(attr, Test::Cmp(Cmp::Lt, start)),
+                leaf(attr, Test::Cmp(Cmp::Gt, end)),
+            ]));
         }
         _ => {
             let (start, end) = span(value)?;

@@ -9,6 +9,9 @@ use crate::query::filter::{Budget, parse_list};
 use proptest::prelude::*;
 use serde_json::json;
 
+/// The `now` of requests in these tests: 2024-02-28T10:00:00Z, a Wednesday.
+pub(crate) const NOW: crate::clock::Micros = 1_709_114_400_000_000;
+
 pub(crate) fn catalog() -> Catalog {
     Catalog::from_config(&Config::parse(THINGS).unwrap()).unwrap()
 }
@@ -27,7 +30,7 @@ pub(crate) fn owner() -> crate::auth::Principal {
 /// Parse → authorize → plan as [`owner`], then build every statement for
 /// both backends: what the property tests drive.
 pub(crate) fn prepare_all(body: &[u8], catalog: &Catalog) -> Result<crate::query::Plan, ApiError> {
-    let plan = crate::query::prepare(catalog, &owner(), body, 1000)?;
+    let plan = crate::query::prepare(catalog, &owner(), body, 1000, NOW)?;
     let stamp = crate::query::Stamp { user: "t".into(), now: "2024-01-01T00:00:00.000000Z".into() };
     for backend in [crate::store::Backend::Sqlite, crate::store::Backend::Postgres] {
         crate::query::sql::statements(&plan, &stamp, backend);
@@ -39,7 +42,7 @@ fn bound(filter: Value) -> Result<Vec<Filter>, String> {
     let catalog = catalog();
     let ds = catalog.datasources().next().unwrap();
     let raw = parse_list(&filter, 1, &mut Budget::default())?;
-    bind(&raw, ds).map_err(|e| e.to_string())
+    bind(&raw, ds, NOW).map_err(|e| e.to_string())
 }
 
 fn one(filter: Value) -> Test {
@@ -159,6 +162,46 @@ fn date_operators_parse() {
 }
 
 #[test]
+fn design_1_4_operators_parse() {
+    let day = |s: &str| Scalar::Date(s.into());
+    assert_eq!(one(json!({"day": {"notOn": "2024-01-02"}})), Test::Cmp(Cmp::Ne, day("2024-01-02")));
+    assert_eq!(
+        bound(json!({"at": {"notOn": "2024-01-02T15:00:00+02:00"}})).unwrap(),
+        [Filter::Or(vec![
+            Filter::Leaf { attr: 5, test: Test::Cmp(Cmp::Lt, dt("2024-01-02T00:00:00.000000Z")) },
+            Filter::Leaf { attr: 5, test: Test::Cmp(Cmp::Gt, dt("2024-01-02T23:59:59.999999Z")) },
+        ])]
+    );
+    // NOW is Wednesday 2024-02-28T10:00:00Z; the value of a relative operator is ignored.
+    assert_eq!(one(json!({"day": {"today": true}})), Test::Cmp(Cmp::Eq, day("2024-02-28")));
+    assert_eq!(
+        one(json!({"day": {"thisWeek": "ignored"}})),
+        Test::Between(day("2024-02-26"), day("2024-03-03"))
+    );
+    assert_eq!(
+        one(json!({"at": {"thisMonth": true}})),
+        Test::Between(dt("2024-02-01T00:00:00.000000Z"), dt("2024-02-29T23:59:59.999999Z"))
+    );
+    assert_eq!(
+        one(json!({"at": {"inThePast": true}})),
+        Test::Cmp(Cmp::Lt, dt("2024-02-28T10:00:00.000000Z"))
+    );
+    assert_eq!(one(json!({"flag": {"isTrue": true}})), Test::Cmp(Cmp::Eq, text("Y")));
+    assert_eq!(one(json!({"flag": {"isFalse": 1}})), Test::Cmp(Cmp::Eq, text("N")));
+    assert_eq!(one(json!({"ok": {"isFalse": true}})), Test::Cmp(Cmp::Eq, Scalar::Bool(false)));
+    let err = bound(json!({"name": {"isTrue": true}})).unwrap_err();
+    assert!(err.contains("operator isTrue: does not apply to a String attribute"), "{err}");
+    let err = bound(json!({"id": {"today": true}})).unwrap_err();
+    assert!(err.contains("operator today: does not apply to a Integer"), "{err}");
+    // Group keys in any case, and their other spellings.
+    for (key, group) in [("ANYOF", "or"), ("allOf", "and"), ("NoneOf", "not"), ("Or", "or")] {
+        let spelled = bound(json!({key: [{"id": {"eq": 1}}]})).unwrap();
+        let plain = bound(json!({group: [{"id": {"eq": 1}}]})).unwrap();
+        assert_eq!(spelled, plain, "{key}");
+    }
+}
+
+#[test]
 fn groups_nest_and_several_conditions_are_anded() {
     let filters = bound(json!([
         {"or": [{"name": {"is": "a"}}, {"not": [{"id": {"eq": 1}}]}]},
@@ -222,6 +265,23 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         "and",
         "or",
         "not",
+        "anyOf",
+        "NONEOF",
+        "params",
+        "fetchDistinct",
+        "aggregateList",
+        "groupByAttributeCodeList",
+        "func",
+        "code",
+        "intoCode",
+        "Count",
+        "sum",
+        "AVG",
+        "max",
+        "notOn",
+        "today",
+        "thisWeek",
+        "isTrue",
         "id",
         "name",
         "amount",
@@ -283,6 +343,13 @@ proptest! {
         let _ = prepare_all(&body, &catalog);
         let wrapped = json!({"a": {"ds": "Things", "query": {"limit": 5, "filter": value.clone()}}});
         let _ = prepare_all(&serde_json::to_vec(&wrapped).unwrap(), &catalog);
+        let summary = json!({"a": {"ds": "Things", "query": {"limit": 5,
+            "aggregateList": value.clone(), "groupByAttributeCodeList": value.clone(),
+            "params": value.clone(), "fetchDistinct": value.clone(), "sort": value.clone()}}});
+        let _ = prepare_all(&serde_json::to_vec(&summary).unwrap(), &catalog);
+        let aggregates = json!({"a": {"ds": "Things", "query": {"limit": 5,
+            "aggregateList": [value.clone(), {"func": "Count"}], "groupByAttributeCodeList": ["flag"]}}});
+        let _ = prepare_all(&serde_json::to_vec(&aggregates).unwrap(), &catalog);
         let rows = json!({"a": {"ds": "Things", "data": [value]}});
         let _ = prepare_all(&serde_json::to_vec(&rows).unwrap(), &catalog);
     }

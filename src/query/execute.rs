@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::bind::Filter;
 use super::plan::{AliasPlan, Plan, Planned, PlannedRow, QueryPlan, Stamp, WriteRow};
-use super::render::{write_row, write_str};
+use super::render::{Form, write_fields, write_row, write_str};
 use super::sql;
 use crate::catalog::Datasource;
 use crate::catalog::values::{Scalar, from_text};
@@ -69,11 +69,25 @@ async fn run_query(
     let rows = db.fetch(built).await.map_err(|e| db_error(e, &at()))?;
     let elapsed = started.elapsed().as_millis();
     out.extend_from_slice(br#"{"data":["#);
+    // A summary row: its group attributes, then its outputs.
+    let fields: Option<Vec<(&str, Form)>> = query.summary.as_ref().map(|s| {
+        let groups = s.groups.iter().map(|&i| {
+            let attr = &ds.attributes[i];
+            (attr.code.as_str(), Form::As(attr.kind))
+        });
+        groups.chain(s.outputs.iter().map(|o| (o.name.as_str(), o.form))).collect()
+    });
     for r in 0..rows.len() {
         if r > 0 {
             out.push(b',');
         }
-        render_row(out, ds, &query.columns, &rows, r, "Q").map_err(|e| db_error(e, &at()))?;
+        match &fields {
+            None => render_row(out, ds, &query.columns, &rows, r, "Q"),
+            Some(fields) => {
+                rows.cells(r, fields.len()).map(|cells| write_fields(out, fields, &cells, "Q"))
+            }
+        }
+        .map_err(|e| db_error(e, &at()))?;
     }
     out.extend_from_slice(
         format!(r#"],"queryElapsed":{elapsed},"rowsFetched":{}}}"#, rows.len()).as_bytes(),
@@ -195,7 +209,7 @@ fn db_error(error: sqlx::Error, at: &str) -> ApiError {
             ApiError::Invalid(format!("{at}: the row breaks a rule of the table; {unwritten}"))
         }
         Failure::BadValue => ApiError::Invalid(format!(
-            "{at}: a value is out of range or malformed for its column; {unwritten}"
+            "{at}: a value is out of range or malformed for its column (or a Sum is beyond a 64-bit whole number); {unwritten}"
         )),
         Failure::Contention => ApiError::Conflict(format!(
             "{at}: a concurrent request changed the same rows; retry. Nothing was written."

@@ -35,7 +35,33 @@ operators! {
     Sw = "sw", Ew = "ew", In = "in", Nin = "nin", HasAll = "hasAll", HasAny = "hasAny",
     NotAny = "notAny", Eq = "eq", Ne = "ne", Null = "null", NotNull = "notNull", Gt = "gt",
     Gte = "gte", Lt = "lt", Lte = "lte", Bn = "bn", After = "after", Before = "before", On = "on",
-    OnOrAfter = "onOrAfter", OnOrBefore = "onOrBefore",
+    OnOrAfter = "onOrAfter", OnOrBefore = "onOrBefore", NotOn = "notOn", Today = "today",
+    Yesterday = "yesterday", Tomorrow = "tomorrow", Last7Days = "last7Days",
+    Next7Days = "next7Days", ThisWeek = "thisWeek", ThisMonth = "thisMonth",
+    ThisYear = "thisYear", InThePast = "inThePast", InTheFuture = "inTheFuture",
+    IsTrue = "isTrue", IsFalse = "isFalse",
+}
+
+/// A group key, whatever its case: `and`/`allOf`, `or`/`anyOf`,
+/// `not`/`noneOf` (design §1.4).
+fn group_of(key: &str) -> Option<Group> {
+    let is = |name: &str| key.eq_ignore_ascii_case(name);
+    if is("and") || is("allOf") {
+        Some(Group::And)
+    } else if is("or") || is("anyOf") {
+        Some(Group::Or)
+    } else if is("not") || is("noneOf") {
+        Some(Group::Not)
+    } else {
+        None
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Group {
+    And,
+    Or,
+    Not,
 }
 
 /// A filter as written: groups and `{attribute: {operator: value}}`.
@@ -97,22 +123,22 @@ fn parse_node(value: &Value, depth: usize, budget: &mut Budget) -> Result<RawFil
     let mut parts = Vec::with_capacity(map.len());
     for (key, inner) in map {
         budget.node()?;
-        match (key.as_str(), inner) {
-            (group @ ("and" | "or" | "not"), Value::Array(list)) => {
+        match (key.as_str(), inner, group_of(key)) {
+            (name, Value::Array(list), Some(group)) => {
                 if depth >= MAX_DEPTH {
                     return Err(format!("filter groups nest deeper than {MAX_DEPTH} levels."));
                 }
                 if list.is_empty() {
-                    return Err(format!("the group {group:?} has no filters."));
+                    return Err(format!("the group {name:?} has no filters."));
                 }
                 let children = parse_list(inner, depth + 1, budget)?;
                 parts.push(match group {
-                    "and" => RawFilter::And(children),
-                    "or" => RawFilter::Or(children),
-                    _ => RawFilter::Not(children),
+                    Group::And => RawFilter::And(children),
+                    Group::Or => RawFilter::Or(children),
+                    Group::Not => RawFilter::Not(children),
                 });
             }
-            (attr, Value::Object(ops)) => {
+            (attr, Value::Object(ops), _) => {
                 if ops.is_empty() {
                     return Err(format!("the filter on {attr} has no operator."));
                 }
@@ -136,9 +162,9 @@ fn parse_node(value: &Value, depth: usize, budget: &mut Budget) -> Result<RawFil
                     parts.push(RawFilter::Cond { attr: attr.to_owned(), op, value: value.clone() });
                 }
             }
-            (attr, _) => {
+            (attr, _, _) => {
                 return Err(format!(
-                    "the filter on {attr} must be an object {{\"operator\": value}}, or a group \"and\"/\"or\"/\"not\" with a list."
+                    "the filter on {attr} must be an object {{\"operator\": value}}, or a group \"and\"/\"or\"/\"not\" (\"allOf\"/\"anyOf\"/\"noneOf\") with a list."
                 ));
             }
         }

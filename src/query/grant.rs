@@ -9,6 +9,7 @@ use super::bind::{self, Cmp, Filter, Test};
 use super::filter;
 use crate::catalog::values::Scalar;
 use crate::catalog::{Catalog, Datasource, Grant, SessionValues};
+use crate::clock::Micros;
 use crate::config::Operation;
 use crate::error::ApiError;
 
@@ -24,7 +25,7 @@ pub fn visible(grant: &Grant, op: Operation, i: usize) -> Result<usize, ApiError
 
 /// The rows `op` reaches: the org's, and those that one of the granting
 /// roles' filters lets through. Empty when every row is reachable.
-pub fn row_filter(grant: &Grant, op: Operation) -> Result<Vec<Filter>, ApiError> {
+pub fn row_filter(grant: &Grant, op: Operation, now: Micros) -> Result<Vec<Filter>, ApiError> {
     let mut out = Vec::new();
     if let (Some(org), Some(i)) = (&grant.org, grant.ds.org) {
         out.push(Filter::Leaf { attr: i, test: Test::Cmp(Cmp::Eq, Scalar::Text(org.clone())) });
@@ -34,7 +35,7 @@ pub fn row_filter(grant: &Grant, op: Operation) -> Result<Vec<Filter>, ApiError>
     };
     let mut any = Vec::with_capacity(filters.len());
     for written in filters {
-        let bound = bind_role_filter(&grant.ds, written, &grant.session).map_err(|e| {
+        let bound = bind_role_filter(&grant.ds, written, &grant.session, now).map_err(|e| {
             ApiError::Internal(anyhow::anyhow!(
                 "a role filter on {} failed to bind: {e}",
                 grant.ds.name
@@ -52,10 +53,11 @@ pub fn bind_role_filter(
     ds: &Datasource,
     written: &Value,
     session: &SessionValues,
+    now: Micros,
 ) -> Result<Vec<Filter>, String> {
     let value = substitute(written, session);
     let raw = filter::parse_list(&value, 1, &mut filter::Budget::default())?;
-    bind::bind(&raw, ds).map_err(|e| e.message())
+    bind::bind(&raw, ds, now).map_err(|e| e.message())
 }
 
 /// Checks every role filter of `catalog` at start, as any filter is checked
@@ -65,7 +67,7 @@ pub fn check_role_filters(catalog: &Catalog) -> Result<(), String> {
     let mut problems = Vec::new();
     for (role, name, grant) in catalog.role_grants() {
         let (Some(written), Some(ds)) = (&grant.filter, catalog.datasource(name)) else { continue };
-        if let Err(e) = bind_role_filter(ds, written, &session) {
+        if let Err(e) = bind_role_filter(ds, written, &session, 0) {
             problems.push(format!("role {role}, datasource {name}: filter: {e}"));
         }
     }

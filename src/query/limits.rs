@@ -15,3 +15,7 @@ pub const MAX_LIST: usize = 1000;
 pub const MAX_FILTER_VALUES: usize = 5000;
 /// The largest `offset`.
 pub const MAX_OFFSET: u64 = i64::MAX as u64;
+/// Most entries of one `aggregateList`.
+pub const MAX_AGGREGATES: usize = 64;
+/// Most codes in one `groupByAttributeCodeList`.
+pub const MAX_GROUP_BY: usize = 64;

@@ -6,7 +6,9 @@
 //! plan (`plan.rs`, `bind.rs`) → SQL (`sql.rs`) → execute (`execute.rs`,
 //! through `store/exec.rs`) → render (`render.rs`).
 
+pub mod aggregate;
 pub mod bind;
+pub mod dates;
 pub mod execute;
 pub mod filter;
 pub mod grant;
@@ -15,6 +17,8 @@ pub mod plan;
 pub mod render;
 pub mod request;
 pub mod sql;
+pub mod sql_summary;
+pub mod summary;
 
 use crate::auth::Principal;
 use crate::catalog::Catalog;
@@ -35,12 +39,13 @@ pub struct Env<'a> {
 
 /// Parse → authorize → plan: everything that happens before the database.
 /// A body that is malformed, or asks for anything `principal` may not do,
-/// is refused here whole.
+/// is refused here whole. Relative dates (`today`, ...) are fixed at `now`.
 pub fn prepare(
     catalog: &Catalog,
     principal: &Principal,
     body: &[u8],
     max_limit: u32,
+    now: Micros,
 ) -> Result<Plan, ApiError> {
     let request = request::parse(body, max_limit)?;
     let grants = request
@@ -48,7 +53,7 @@ pub fn prepare(
         .iter()
         .map(|alias| catalog.authorize(principal, &alias.ds, &alias.operations()))
         .collect::<Result<Vec<_>, _>>()?;
-    plan::plan(request, grants)
+    plan::plan(request, grants, now)
 }
 
 /// The whole pipeline for one body from `principal` at `now`: the response
@@ -59,10 +64,12 @@ pub async fn run(
     body: &[u8],
     now: Micros,
 ) -> Result<Vec<u8>, ApiError> {
-    let plan = prepare(env.catalog, principal, body, env.max_limit)?;
+    let plan = prepare(env.catalog, principal, body, env.max_limit, now)?;
     let stamp = Stamp { user: principal.user_name.clone(), now: iso8601(now) };
     execute::execute(env.store, &plan, &stamp).await
 }
 
+#[cfg(test)]
+mod summary_tests;
 #[cfg(test)]
 mod tests;

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::bind::{self, Filter};
+use super::filter::{Op, RawFilter};
 use super::grant;
 use super::request::{Action, ApiRequest, PostRow, Projection, QueryRequest, RowStatus};
+use super::summary::{self, Summary};
 use crate::catalog::values::{Scalar, from_json};
-use crate::catalog::{Datasource, Grant, Who};
+use crate::catalog::{Datasource, Family, Grant, Who};
+use crate::clock::Micros;
 use crate::config::Operation;
 use crate::error::ApiError;
 
@@ -54,6 +57,11 @@ pub struct QueryPlan {
     pub sort: Vec<(usize, bool)>,
     pub offset: u64,
     pub limit: u32,
+    /// Groups and aggregates, or the distinct rows of `fetchDistinct`
+    /// (design §1.4). When set, rows are summaries: `filter`, `offset` and
+    /// `limit` apply as ever (the filter before grouping, offset and limit
+    /// to the summary rows), and `sort` is the summary's own.
+    pub summary: Option<Summary>,
 }
 
 /// `(attribute index, value)`; `None` is NULL.
@@ -80,20 +88,21 @@ pub struct PlannedRow {
     pub columns: Vec<usize>,
 }
 
-/// Binds `request` to `grants` (the caller's grant for each alias, in order).
-pub fn plan(request: ApiRequest, grants: Vec<Grant>) -> Result<Plan, ApiError> {
+/// Binds `request` to `grants` (the caller's grant for each alias, in
+/// order); relative dates are fixed at `now`.
+pub fn plan(request: ApiRequest, grants: Vec<Grant>, now: Micros) -> Result<Plan, ApiError> {
     let writes = request.aliases.iter().any(|a| a.writes());
     let mut aliases = Vec::with_capacity(request.aliases.len());
     for (alias, grant) in request.aliases.into_iter().zip(grants) {
         let action = match &alias.action {
             Action::Query(query) => {
-                Planned::Query(plan_query(query, &grant).map_err(|e| prefix(&alias.alias, e))?)
+                Planned::Query(plan_query(query, &grant, now).map_err(|e| prefix(&alias.alias, e))?)
             }
             Action::Post(rows) => Planned::Post(
                 rows.iter()
                     .enumerate()
                     .map(|(i, row)| {
-                        plan_post_row(row, &grant)
+                        plan_post_row(row, &grant, now)
                             .map_err(|e| prefix(&format!("{}, row {}", alias.alias, i + 1), e))
                     })
                     .collect::<Result<_, _>>()?,
@@ -142,9 +151,10 @@ fn seen(grant: &Grant, op: Operation, code: &str, what: &str) -> Result<usize, A
     grant::visible(grant, op, index_of(&grant.ds, code, what)?)
 }
 
-/// Binds a query's filter, projection and sort to the grant's datasource,
-/// and ANDs in the grant's row filter.
-pub fn plan_query(query: &QueryRequest, grant: &Grant) -> Result<QueryPlan, ApiError> {
+/// Binds a query's filter, params, projection, sort and summary to the
+/// grant's datasource, and ANDs in the grant's row filter (so a summary
+/// never sees a row the caller could not read).
+pub fn plan_query(query: &QueryRequest, grant: &Grant, now: Micros) -> Result<QueryPlan, ApiError> {
     let ds = &*grant.ds;
     let op = Operation::Query;
     let visible = || (0..ds.attributes.len()).filter(|&i| grant.sees(op, i));
@@ -168,17 +178,38 @@ pub fn plan_query(query: &QueryRequest, grant: &Grant) -> Result<QueryPlan, ApiE
             visible().filter(|i| !skip.contains(i)).collect()
         }
     };
+    let lookup = |code: &str, what: &str| seen(grant, op, code, what);
+    let summary = summary::plan_summary(query, ds, &columns, &lookup)?;
     let mut sort = Vec::with_capacity(query.sort.len());
-    for (code, desc) in &query.sort {
+    for (code, desc) in query.sort.iter().filter(|_| summary.is_none()) {
         let i = seen(grant, op, code, "sort")?;
         if !sort.iter().any(|(j, _)| *j == i) {
             sort.push((i, *desc));
         }
     }
-    let mut filter = bind::bind(&query.filter, ds)?;
+    let mut filter = bind::bind(&query.filter, ds, now)?;
+    filter.extend(params(query, ds, now)?);
     check_visible(&filter, grant, op)?;
-    filter.extend(grant::row_filter(grant, op)?);
-    Ok(QueryPlan { columns, filter, sort, offset: query.offset, limit: query.limit })
+    filter.extend(grant::row_filter(grant, op, now)?);
+    Ok(QueryPlan { columns, filter, sort, offset: query.offset, limit: query.limit, summary })
+}
+/// `params` as equality filters: `is` on text, `eq` on the rest, `null`
+/// for a JSON null.
+fn params(query: &QueryRequest, ds: &Datasource, now: Micros) -> Result<Vec<Filter>, ApiError> {
+    let mut raw = Vec::with_capacity(query.params.len());
+    for (code, value) in &query.params {
+        let i = index_of(ds, code, "params")?;
+        let op = match (value.is_null(), ds.attributes[i].kind.family()) {
+            (true, _) => Op::Null,
+            (false, Family::Text) => Op::Is,
+            (false, _) => Op::Eq,
+        };
+        raw.push(RawFilter::Cond { attr: code.clone(), op, value: value.clone() });
+    }
+    bind::bind(&raw, ds, now).map_err(|e| match e {
+        ApiError::Invalid(m) => ApiError::Invalid(format!("params: {m}")),
+        other => other,
+    })
 }
 
 /// One value of a post row: JSON null is NULL.
@@ -222,7 +253,7 @@ fn stamp_of(ds: &Datasource, row: &PostRow) -> Result<Option<Scalar>, ApiError> 
 
 /// Binds one post row to its grant: the row, the rows it may touch, what
 /// it must still satisfy, and what the caller sees of it.
-fn plan_post_row(row: &PostRow, grant: &Grant) -> Result<PlannedRow, ApiError> {
+fn plan_post_row(row: &PostRow, grant: &Grant, now: Micros) -> Result<PlannedRow, ApiError> {
     let ds = &*grant.ds;
     let op = row.status.operation();
     for code in row.values.keys() {
@@ -241,7 +272,7 @@ fn plan_post_row(row: &PostRow, grant: &Grant) -> Result<PlannedRow, ApiError> {
         values.retain(|(j, _)| *j != i);
         values.push((i, Some(Scalar::Text(org.clone()))));
     }
-    let scope = grant::row_filter(grant, op)?;
+    let scope = grant::row_filter(grant, op, now)?;
     let check = match op {
         Operation::Insert | Operation::Update => scope.clone(),
         _ => Vec::new(),

@@ -126,6 +126,97 @@ pub fn normalize_decimal(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// How a cell of a summary row (design §1.4) is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// As a value of this attribute type (group attributes, counts, `Min`,
+    /// `Max`, a `Sum` of whole numbers).
+    As(AttrType),
+    /// A decimal rounded to [`SIGNIFICANT`] digits (`Avg`, and `Sum` of
+    /// decimals and doubles), so that PostgreSQL's exact arithmetic and
+    /// SQLite's doubles give the same JSON.
+    Rounded,
+}
+
+/// The significant digits of a [`Form::Rounded`] cell: what a double holds
+/// for certain, and what SQLite keeps of a decimal.
+pub const SIGNIFICANT: usize = 15;
+
+/// Appends one summary cell, read as text, in its form.
+pub fn write_form_cell(out: &mut Vec<u8>, form: Form, text: Option<&str>) {
+    match (form, text) {
+        (Form::As(kind), _) => write_cell(out, kind, text),
+        (Form::Rounded, None) => out.extend_from_slice(b"null"),
+        (Form::Rounded, Some(text)) => match round_significant(text, SIGNIFICANT) {
+            Some(plain) => out.extend_from_slice(plain.as_bytes()),
+            None => write_str(out, text),
+        },
+    }
+}
+
+/// A number rounded to `digits` significant digits (half away from zero),
+/// as plain digits without trailing fractional zeros. `None` if `text` is
+/// not a number.
+pub fn round_significant(text: &str, digits: usize) -> Option<String> {
+    let plain = normalize_decimal(text)?;
+    let (negative, body) = match plain.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, plain.as_str()),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let mut all: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+    let mut point = int.len();
+    let Some(first) = all.iter().position(|&d| d != b'0') else { return Some(plain) };
+    let end = first + digits.max(1);
+    if end >= all.len() {
+        return Some(plain);
+    }
+    let up = all[end] >= b'5';
+    all.truncate(end);
+    if up {
+        let mut i = end;
+        loop {
+            if i == 0 {
+                all.insert(0, b'1');
+                point += 1;
+                break;
+            }
+            i -= 1;
+            if all[i] == b'9' {
+                all[i] = b'0';
+            } else {
+                all[i] += 1;
+                break;
+            }
+        }
+    }
+    if all.len() < point {
+        all.resize(point, b'0');
+    }
+    let (int, frac) = all.split_at(point);
+    let text = format!(
+        "{}{}.{}",
+        if negative { "-" } else { "" },
+        String::from_utf8_lossy(if int.is_empty() { b"0" } else { int }),
+        String::from_utf8_lossy(frac)
+    );
+    normalize_decimal(text.trim_end_matches('.'))
+}
+
+/// Writes one row object of named cells in the given forms, then `"_rs"`.
+pub fn write_fields(out: &mut Vec<u8>, fields: &[(&str, Form)], cells: &[Cell<'_>], rs: &str) {
+    out.push(b'{');
+    for ((name, form), cell) in fields.iter().zip(cells) {
+        write_str(out, name);
+        out.push(b':');
+        write_form_cell(out, *form, cell.as_deref());
+        out.push(b',');
+    }
+    out.extend_from_slice(br#""_rs":""#);
+    out.extend_from_slice(rs.as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
 /// Writes one row object from its cells' texts, then `"_rs"`.
 pub fn write_row(
     out: &mut Vec<u8>,
@@ -170,6 +261,36 @@ mod tests {
         for bad in ["NaN", "Infinity", "", "1.2.3", "e5", "1e99999"] {
             assert_eq!(normalize_decimal(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn rounding_keeps_fifteen_significant_digits() {
+        for (raw, rounded) in [
+            ("1.6666666666666667", "1.66666666666667"),
+            ("1.66666666666666666666", "1.66666666666667"),
+            ("2.0000000000000000", "2"),
+            ("0.30000000000000004", "0.3"),
+            ("9999999999999999", "10000000000000000"),
+            ("-9999999999999999.5", "-10000000000000000"),
+            ("0.000012345678901234567", "0.0000123456789012346"),
+            ("0.09999999999999999999", "0.1"),
+            ("123456789.123456789", "123456789.123457"),
+            ("1.0e+20", "100000000000000000000"),
+            ("12000", "12000"),
+            ("-0.0", "0"),
+            ("0", "0"),
+        ] {
+            assert_eq!(round_significant(raw, 15).as_deref(), Some(rounded), "{raw}");
+        }
+        assert_eq!(round_significant("Inf", 15), None);
+        let cell = |form, text| {
+            let mut out = Vec::new();
+            write_form_cell(&mut out, form, text);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(cell(Form::Rounded, Some("2.50")), "2.5");
+        assert_eq!(cell(Form::Rounded, None), "null");
+        assert_eq!(cell(Form::As(AttrType::Date), Some("2024-01-02")), "\"2024-01-02\"");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 
+use super::aggregate::{self, RawAggregate};
 use super::filter::{self, RawFilter};
 use super::limits::{MAX_ALIASES, MAX_OFFSET, MAX_ROWS};
 use crate::config::Operation;
@@ -43,6 +44,14 @@ pub struct QueryRequest {
     pub sort: Vec<(String, bool)>,
     pub offset: u64,
     pub limit: u32,
+    /// `params`: `(attribute, value)` equality filters, ANDed with `filter`.
+    pub params: Vec<(String, Value)>,
+    /// `fetchDistinct: true`.
+    pub distinct: bool,
+    /// `aggregateList`.
+    pub aggregates: Vec<RawAggregate>,
+    /// `groupByAttributeCodeList`.
+    pub group_by: Vec<String>,
 }
 
 /// Which attributes a query returns.
@@ -179,6 +188,10 @@ fn parse_query(alias: &str, query: &Value, max_limit: u32) -> Result<QueryReques
     let mut sort = Vec::new();
     let mut offset = 0;
     let mut limit = None;
+    let mut params = Vec::new();
+    let mut distinct = false;
+    let mut aggregates = Vec::new();
+    let mut group_by = Vec::new();
     let mut budget = filter::Budget::default();
     for (key, value) in query {
         let at = |what: &str| invalid(format!("Alias {alias}: {what}"));
@@ -220,18 +233,28 @@ fn parse_query(alias: &str, query: &Value, max_limit: u32) -> Result<QueryReques
                         .ok_or_else(range)?,
                 );
             }
-            // Accepted only when they ask for nothing.
-            "fetchDistinct" if value == &Value::Bool(false) => {}
-            "aggregateList" | "groupByAttributeCodeList"
-                if value.as_array().is_some_and(Vec::is_empty) => {}
-            "params" | "data"
-                if value.is_null() || value.as_object().is_some_and(Map::is_empty) => {}
-            "fetchDistinct" | "aggregateList" | "groupByAttributeCodeList" | "params" | "data" => {
-                return Err(at(&format!("query key {key:?} is not supported by this server.")));
+            "fetchDistinct" => {
+                distinct = match value {
+                    Value::Bool(b) => *b,
+                    Value::Null => false,
+                    _ => return Err(at("\"fetchDistinct\" must be true or false.")),
+                };
+            }
+            "aggregateList" => {
+                aggregates = aggregate::parse_aggregates(value).map_err(|e| at(&e))?
+            }
+            "groupByAttributeCodeList" => {
+                group_by = aggregate::parse_group_by(value).map_err(|e| at(&e))?;
+            }
+            "params" => params = aggregate::parse_params(value).map_err(|e| at(&e))?,
+            // Accepted only when it asks for nothing.
+            "data" if value.is_null() || value.as_object().is_some_and(Map::is_empty) => {}
+            "data" => {
+                return Err(at("query key \"data\" is not supported by this server."));
             }
             _ => {
                 return Err(at(&format!(
-                    "unknown query key {key:?}; known: filter, projection, selectAttributeCodeList, sort, offset, limit."
+                    "unknown query key {key:?}; known: filter, params, projection, selectAttributeCodeList, sort, offset, limit, fetchDistinct, aggregateList, groupByAttributeCodeList."
                 )));
             }
         }
@@ -241,7 +264,17 @@ fn parse_query(alias: &str, query: &Value, max_limit: u32) -> Result<QueryReques
             "Alias {alias}: \"limit\" is required: a whole number from 1 to {max_limit}."
         ))
     })?;
-    Ok(QueryRequest { filter, projection, sort, offset, limit })
+    Ok(QueryRequest {
+        filter,
+        projection,
+        sort,
+        offset,
+        limit,
+        params,
+        distinct,
+        aggregates,
+        group_by,
+    })
 }
 
 fn parse_projection(value: &Value) -> Result<Projection, String> {
@@ -392,16 +425,19 @@ mod tests {
         let q = query(json!({"limit": 1, "sort": {"name": 1, "lastUpdateDate": -1}})).unwrap();
         assert_eq!(q.sort, [("name".into(), false), ("lastUpdateDate".into(), true)]);
         assert!(query(json!({"limit": 1, "sort": {"name": "asc"}})).is_err());
-        for key in ["aggregateList", "groupByAttributeCodeList"] {
-            let err = query(json!({"limit": 1, key: ["x"]})).unwrap_err();
-            assert!(err.contains("not supported"), "{err}");
-        }
+        let q = query(json!({"limit": 1, "groupByAttributeCodeList": ["x"],
+            "aggregateList": [{"func": "count"}], "fetchDistinct": true, "params": {"a": 1}}))
+        .unwrap();
+        assert_eq!((q.group_by.len(), q.aggregates.len(), q.distinct), (1, 1, true));
+        assert_eq!(q.params, [("a".to_owned(), json!(1))]);
+        assert!(query(json!({"limit": 1, "fetchDistinct": false})).is_ok_and(|q| !q.distinct));
+        let err = query(json!({"limit": 1, "fetchDistinct": "yes"})).unwrap_err();
+        assert!(err.contains("\"fetchDistinct\" must be"), "{err}");
+        let err = query(json!({"limit": 1, "aggregateList": [{"func": "Sum"}]})).unwrap_err();
+        assert!(err.contains("Alias a: \"aggregateList\", item 1: Sum needs"), "{err}");
         assert!(
-            query(json!({"limit": 1, "fetchDistinct": true}))
-                .unwrap_err()
-                .contains("not supported")
+            query(json!({"limit": 1, "data": {"x": 1}})).unwrap_err().contains("not supported")
         );
-        assert!(query(json!({"limit": 1, "fetchDistinct": false})).is_ok());
         assert!(query(json!({"limit": 1, "where": 1})).unwrap_err().contains("unknown query key"));
     }
 }

@@ -104,8 +104,12 @@ fn test_expr(c: Expr, test: &Test, backend: Backend) -> Expr {
 }
 
 /// `SELECT ... FROM table WHERE ... ORDER BY ... LIMIT n OFFSET m`, the
-/// columns as the dialect selects them (packed on SQLite).
+/// columns as the dialect selects them (packed on SQLite); a summary's
+/// statement (`sql_summary.rs`) when the plan has one.
 pub fn select(ds: &Datasource, plan: &QueryPlan, backend: Backend) -> Statement {
+    if let Some(summary) = &plan.summary {
+        return super::sql_summary::summary_select(ds, plan, summary, backend);
+    }
     let mut q = Query::select();
     q.from(ds.table.clone());
     let columns = plan.columns.iter().map(|&i| read_expr(&ds.attributes[i], backend));

@@ -17,7 +17,7 @@ use crate::catalog::{AttrType, Catalog, sync_tables};
 use crate::store::Store;
 
 /// Rows full of awkward values: NULLs, wildcards, quotes, case, Unicode.
-fn rows() -> Vec<Value> {
+pub(super) fn rows() -> Vec<Value> {
     let names = [
         json!("Dana"),
         json!("dana"),
@@ -63,7 +63,7 @@ fn rows() -> Vec<Value> {
         .collect()
 }
 
-async fn seeded(url: &str) -> (Store, Catalog) {
+pub(super) async fn seeded(url: &str) -> (Store, Catalog) {
     let store = Store::open(url).await.unwrap();
     let catalog = catalog();
     sync_tables(&store, &catalog).await.unwrap();
@@ -74,7 +74,7 @@ async fn seeded(url: &str) -> (Store, Catalog) {
     (store, catalog)
 }
 
-async fn query(store: &Store, catalog: &Catalog, q: Value) -> Result<Value, String> {
+pub(super) async fn query(store: &Store, catalog: &Catalog, q: Value) -> Result<Value, String> {
     let body = json!({"q": {"ds": "Things", "query": q}});
     let plan =
         prepare_all(&serde_json::to_vec(&body).unwrap(), catalog).map_err(|e| e.to_string())?;
@@ -153,7 +153,7 @@ fn test_row(kind: AttrType, value: &Value, test: &Test) -> bool {
     }
 }
 
-fn eval(filter: &Filter, row: &Value, catalog: &Catalog) -> bool {
+pub(super) fn eval(filter: &Filter, row: &Value, catalog: &Catalog) -> bool {
     let ds = catalog.datasources().next().unwrap();
     match filter {
         Filter::And(list) => list.iter().all(|f| eval(f, row, catalog)),
@@ -215,6 +215,8 @@ fn leaf() -> impl Strategy<Value = Value> {
     let date_ops =
         prop::sample::select(vec!["after", "before", "on", "onOrAfter", "onOrBefore", "eq", "ne"]);
     let attrs = prop::sample::select(CODES.to_vec());
+    let days_again = days.clone();
+    let instants_again = instants.clone();
     prop_oneof![
         (text_ops, text_values.clone()).prop_map(|(op, v)| json!({"name": {op: v}})),
         (list_ops, prop::collection::vec(text_values, 1..3))
@@ -238,19 +240,41 @@ fn leaf() -> impl Strategy<Value = Value> {
                 .prop_map(move |v| json!({"flag": {op: v}}))),
         (prop::sample::select(vec!["is", "not"]), any::<bool>())
             .prop_map(|(op, v)| json!({"ok": {op: v}})),
+        (prop::sample::select(vec!["flag", "ok"]), prop::sample::select(vec!["isTrue", "isFalse"]))
+            .prop_map(|(a, op)| json!({a: {op: true}})),
+        prop::sample::select(vec!["day", "at"]).prop_flat_map(move |a| {
+            let relative = prop::sample::select(vec![
+                "today",
+                "yesterday",
+                "tomorrow",
+                "last7Days",
+                "next7Days",
+                "thisWeek",
+                "thisMonth",
+                "thisYear",
+                "inThePast",
+                "inTheFuture",
+            ]);
+            relative.prop_map(move |op| json!({a: {op: true}}))
+        }),
+        days_again.prop_map(|v| json!({"day": {"notOn": v}})),
+        instants_again.prop_map(|v| json!({"at": {"notOn": v}})),
     ]
 }
 
-fn filter() -> impl Strategy<Value = Value> {
+pub(super) fn filter() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(3, 24, 4, |inner| {
-        (prop::sample::select(vec!["and", "or", "not"]), prop::collection::vec(inner, 1..4))
+        let groups = vec!["and", "or", "not", "allOf", "ANYOF", "noneOf"];
+        (prop::sample::select(groups), prop::collection::vec(inner, 1..4))
             .prop_map(|(group, list)| json!({group: list}))
     })
 }
 
 /// A fresh PostgreSQL database URL (and a closure's worth of cleanup), or
 /// `None` when `TESSERA_TEST_POSTGRES_URL` is not set.
-fn postgres_database(runtime: &tokio::runtime::Runtime) -> Option<(String, String, String)> {
+pub(super) fn postgres_database(
+    runtime: &tokio::runtime::Runtime,
+) -> Option<(String, String, String)> {
     let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
         crate::testing::skip("set TESSERA_TEST_POSTGRES_URL to run the PostgreSQL variant");
         return None;
@@ -265,7 +289,7 @@ fn postgres_database(runtime: &tokio::runtime::Runtime) -> Option<(String, Strin
     Some((format!("{base}/{name}"), admin, name))
 }
 
-fn drop_postgres_database(runtime: &tokio::runtime::Runtime, admin: &str, name: &str) {
+pub(super) fn drop_postgres_database(runtime: &tokio::runtime::Runtime, admin: &str, name: &str) {
     runtime.block_on(async {
         let store = Store::connect(admin).await.unwrap();
         let _ = store.execute_ddl(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
@@ -365,7 +389,7 @@ async fn values_round_trip_and_sort_is_stable() {
 /// Binds a list of filters as written, for the model.
 fn bound_list(written: &Value, catalog: &Catalog) -> Vec<Filter> {
     let raw = super::filter::parse_list(written, 1, &mut super::filter::Budget::default()).unwrap();
-    super::bind::bind(&raw, catalog.datasources().next().unwrap()).unwrap()
+    super::bind::bind(&raw, catalog.datasources().next().unwrap(), 0).unwrap()
 }
 
 #[test]
@@ -403,7 +427,7 @@ fn grants_and_filters_return_the_rows_the_model_picks() {
             let q =
                 json!({"filter": asked, "projection": {"id": 1}, "sort": {"id": 1}, "limit": 1000});
             let body = serde_json::to_vec(&json!({"q": {"ds": "Things", "query": q}})).unwrap();
-            let plan = super::prepare(&catalog, &principal, &body, 1000).unwrap();
+            let plan = super::prepare(&catalog, &principal, &body, 1000, 0).unwrap();
             let stamp = Stamp { user: "t".into(), now: "2024-05-01T00:00:00.000000Z".into() };
             let out = runtime.block_on(execute(&store, &plan, &stamp)).unwrap();
             let response: Value = serde_json::from_slice(&out).unwrap();

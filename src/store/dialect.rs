@@ -198,6 +198,27 @@ impl Backend {
         }
     }
 
+    /// `SUM(column)` over values kept as `storage`. A sum of whole numbers
+    /// stays a 64-bit integer on both: PostgreSQL's BIGINT sum (a NUMERIC)
+    /// is cast back, so a sum too large fails there as it does in SQLite.
+    pub fn sum(self, column: Expr, storage: Storage) -> Expr {
+        match (storage, self) {
+            (Storage::Integer, Self::Postgres) => Expr::from(Func::sum(column)).cast_as("BIGINT"),
+            _ => Func::sum(column).into(),
+        }
+    }
+
+    /// `MIN(column)` or `MAX(column)` in the order [`Self::sort_key`] gives;
+    /// PostgreSQL has no MIN/MAX of booleans, so `bool_and`/`bool_or`.
+    pub fn extreme(self, column: Expr, storage: Storage, max: bool) -> Expr {
+        match (storage, self, max) {
+            (Storage::Boolean, Self::Postgres, false) => Func::cust("bool_and").arg(column).into(),
+            (Storage::Boolean, Self::Postgres, true) => Func::cust("bool_or").arg(column).into(),
+            (_, _, false) => Func::min(self.sort_key(column, storage)).into(),
+            (_, _, true) => Func::max(self.sort_key(column, storage)).into(),
+        }
+    }
+
     /// The expression a column sorts by: text by code point on both.
     pub fn sort_key(self, column: Expr, storage: Storage) -> Expr {
         match (storage, self) {

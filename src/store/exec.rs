@@ -183,6 +183,8 @@ impl Failure {
         match e.code().as_deref().unwrap_or_default() {
             // PostgreSQL class 22 (data exception), SQLite 20 (datatype mismatch).
             code if code.starts_with("22") || code == "20" => Self::BadValue,
+            // SQLite's SUM of whole numbers beyond 64 bits.
+            "1" if e.message() == "integer overflow" => Self::BadValue,
             // PostgreSQL serialization failure and deadlock.
             "40001" | "40P01" => Self::Contention,
             // SQLite busy or locked (extended codes included).

@@ -255,5 +255,6 @@ filter_test!(group_and_inside_or, [{"or": [{"and": [{"active": {"is": "Y"}}, {"s
 filter_test!(group_not_is_none_of_and_keeps_nulls, [{"not": [{"remote": {"is": true}}]}], ["dana", "50% off", "a_b", "' OR '1'='1", ""]);
 filter_test!(top_level_filters_are_anded, [{"active": {"is": "Y"}}, {"salary": {"lt": 300}}], ["back\\slash", "' OR '1'='1", ""]);
 
+mod aggregate;
 mod post;
 mod tenants;

@@ -361,7 +361,7 @@ async fn bad_input_is_400_in_our_shape(app: TestApp) {
             .await;
     assert!(e.message.contains("offset"), "{}", e.message);
     let e = assert_error(
-        c.call(&q(json!({"limit": 1, "groupByAttributeCodeList": ["name"]}))).await,
+        c.call(&q(json!({"limit": 1, "data": {"name": "x"}}))).await,
         400,
         "Invalid Request",
     )

@@ -205,3 +205,23 @@ async fn datasources_and_explain_tell_the_truth(app: TestApp) {
     assert!(ran.stdout.contains("Access Denied - no delete access to datasource Employees"));
     assert!(ran.stderr.contains("carol may not delete Employees"), "{ran:?}");
 }
+
+both_backends!(a_count_never_sees_a_row_the_caller_could_not_read, config = tenants);
+async fn a_count_never_sees_a_row_the_caller_could_not_read(app: TestApp) {
+    let alice = caller_in(&app, "alice", "acme", &["editor"]).await;
+    let bob = caller_in(&app, "bob", "globex", &["editor"]).await;
+    let carol = caller_in(&app, "carol", "acme", &["own_rows", "inserter"]).await;
+    alice.ok(&insert(&["A1", "A2", "A3"])).await;
+    bob.ok(&insert(&["B1"])).await;
+    carol.ok(&insert(&["C1"])).await;
+    let count = json!({"n": {"ds": "Employees", "query": {
+        "aggregateList": [{"func": "Count"}], "limit": 10}}});
+    let counted = |v: Value| v["data"]["n"]["data"][0]["count"].clone();
+    assert_eq!(counted(alice.ok(&count).await), 4, "acme's four rows");
+    assert_eq!(counted(bob.ok(&count).await), 1, "globex's one row");
+    assert_eq!(counted(carol.ok(&count).await), 1, "carol's own row only");
+    let hidden = json!({"n": {"ds": "Employees", "query": {
+        "aggregateList": [{"func": "Sum", "code": "salary"}], "limit": 10}}});
+    let e = assert_error(carol.call(&hidden).await, 403, "Access Denied").await;
+    assert_eq!(e.message, "Access Denied - no access to attribute salary");
+}
