@@ -178,7 +178,7 @@ impl IntoResponse for ApiError {
             Self::TooManyRequests { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Busy(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             }
             _ => {}

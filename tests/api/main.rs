@@ -14,6 +14,7 @@ mod clients;
 mod data;
 mod gate;
 mod instances;
+mod limits;
 mod network;
 mod observe;
 mod seed_client;
