@@ -127,6 +127,10 @@ impl AppState {
                 if let Err(e) = self.store.forget_old_attempts(now - window).await {
                     tracing::warn!(error = %format!("{e:#}"), "could not prune sign-in counters");
                 }
+                let lifetime = clock::micros(self.config.session.max_lifetime.0);
+                if let Err(e) = self.store.prune_sessions(now - lifetime, lifetime).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not prune ended sessions");
+                }
             }
         }
     }

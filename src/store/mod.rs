@@ -411,6 +411,16 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes sessions that ended before `cut`: ended by sign-out or an
+    /// admin before it, or by their lifetime (`lifetime`, created before
+    /// `cut - lifetime`). Returns how many.
+    pub async fn prune_sessions(&self, cut: Micros, lifetime: Micros) -> Result<u64> {
+        on_pool!(self, pool => sqlx::query(
+            "DELETE FROM sessions WHERE created_at < $1 AND (ended_at < $1 OR created_at < $2)")
+            .bind(cut).bind(cut.saturating_sub(lifetime)).execute(pool).await.map(|r| r.rows_affected()))
+        .context("pruning ended sessions")
+    }
+
     /// Ends one session; false if it was unknown or already ended.
     pub async fn end_session(&self, id: &str, reason: &str, now: Micros) -> Result<bool> {
         let done = on_pool!(self, pool => sqlx::query(

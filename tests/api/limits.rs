@@ -100,3 +100,24 @@ async fn a_busy_sqlite_writer_is_503_with_retry_after() {
     sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
     assert_eq!(call(&app, &who, insert).await.status(), 200);
 }
+
+both_backends!(housekeeping_prunes_sessions_ended_more_than_max_lifetime_ago);
+async fn housekeeping_prunes_sessions_ended_more_than_max_lifetime_ago(app: TestApp) {
+    app.add_user("ada", "cloudio", "pw", &[]).await;
+    let ended = app.sign_in_ok("ada", "pw").await;
+    let ended_id = app.state.store.open_sessions(Some("ada")).await.unwrap()[0].id.clone();
+    assert_eq!(app.sign_out(&ended.jwt, &ended.csrf).await.status(), 200);
+    app.sign_in_ok("ada", "pw").await;
+    let open_id = app.state.store.open_sessions(Some("ada")).await.unwrap()[0].id.clone();
+    let store = &app.state.store;
+    let now = app.clock.now();
+    let hour = 3_600_000_000;
+    assert_eq!(store.prune_sessions(now - hour, hour).await.unwrap(), 0);
+    // Past the sign-out by more than the cut: the ended one goes, the open one stays.
+    assert_eq!(store.prune_sessions(now + 1, 100 * hour).await.unwrap(), 1);
+    assert!(store.session(&ended_id).await.unwrap().is_none());
+    assert!(store.session(&open_id).await.unwrap().is_some());
+    // Past its lifetime and then max_lifetime more: the never-ended one goes too.
+    assert_eq!(store.prune_sessions(now + 2 * hour + 1, hour).await.unwrap(), 1);
+    assert!(store.session(&open_id).await.unwrap().is_none());
+}
