@@ -121,3 +121,22 @@ async fn housekeeping_prunes_sessions_ended_more_than_max_lifetime_ago(app: Test
     assert_eq!(store.prune_sessions(now + 2 * hour + 1, hour).await.unwrap(), 1);
     assert!(store.session(&open_id).await.unwrap().is_none());
 }
+
+both_backends!(a_list_of_1000_values_answers_200_and_1001_answers_400, config = catalog);
+async fn a_list_of_1000_values_answers_200_and_1001_answers_400(app: TestApp) {
+    let who = reader(&app).await;
+    for op in ["in", "nin", "hasAny", "hasAll", "notAny"] {
+        let at: Vec<String> = (0..1000).map(|i| format!("v{i}")).collect();
+        let response = query(&app, &who, json!({"name": {op: at}})).await;
+        let status = response.status();
+        assert_eq!(status, 200, "{op} with 1000 values: {}", response.text().await.unwrap());
+        let past: Vec<String> = (0..1001).map(|i| format!("v{i}")).collect();
+        let body = assert_error(
+            query(&app, &who, json!({"name": {op: past}})).await,
+            400,
+            "Invalid Request",
+        )
+        .await;
+        assert!(body.message.contains("1000"), "{op}: {}", body.message);
+    }
+}
