@@ -62,7 +62,8 @@ impl AppState {
     /// before it listens.
     pub async fn start(config: Config, clock: Clock) -> Result<Self> {
         let catalog = load_catalog(&config)?;
-        let store = Store::open(&config.database.0).await?;
+        let timeout = config.network.statement_timeout.0;
+        let store = Store::open_limited(&config.database.0, Some(timeout)).await?;
         catalog::sync_tables(&store, &catalog).await?;
         let hasher = Hasher::new(&config.password)?;
         let keys = KeyRing::new(&config.issuer, clock::micros(config.session.max_lifetime.0));
@@ -125,6 +126,10 @@ impl AppState {
                 let window = clock::micros(self.config.throttle.window.0);
                 if let Err(e) = self.store.forget_old_attempts(now - window).await {
                     tracing::warn!(error = %format!("{e:#}"), "could not prune sign-in counters");
+                }
+                let lifetime = clock::micros(self.config.session.max_lifetime.0);
+                if let Err(e) = self.store.prune_sessions(now - lifetime, lifetime).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not prune ended sessions");
                 }
             }
         }

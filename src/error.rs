@@ -38,6 +38,10 @@ pub enum ApiError {
     /// 429: too many failed sign-ins; wait `retry_after` seconds.
     #[error("too many failed sign-ins")]
     TooManyRequests { retry_after: u64 },
+    /// 503: the database is busy, or the work ran past `statement_timeout`;
+    /// the message says what to change, `Retry-After` when to retry.
+    #[error("{0}")]
+    Busy(String),
     /// 503: the database cannot be reached; retry later.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -73,7 +77,7 @@ impl ApiError {
             Self::TooLarge(_) => (413, "Payload Too Large"),
             Self::TooManyRequests { .. } => (429, "Too Many Requests"),
             Self::Internal(_) => (500, "Internal Server Error"),
-            Self::Unavailable(_) => (503, "Service Unavailable"),
+            Self::Busy(_) | Self::Unavailable(_) => (503, "Service Unavailable"),
         }
     }
 
@@ -147,6 +151,7 @@ mod tests {
         assert_eq!(row(ApiError::TooManyRequests { retry_after: 1 }), (429, "Too Many Requests"));
         assert_eq!(row(ApiError::Internal(anyhow::anyhow!("x"))), (500, "Internal Server Error"));
         assert_eq!(row(ApiError::Unavailable(anyhow::anyhow!("x"))), (503, "Service Unavailable"));
+        assert_eq!(row(ApiError::Busy(String::new())), (503, "Service Unavailable"));
     }
 
     #[test]

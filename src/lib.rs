@@ -19,8 +19,6 @@ pub mod query;
 pub mod store;
 pub mod testing;
 
-use std::net::SocketAddr;
-
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
@@ -55,8 +53,8 @@ pub async fn serve(
         Some(addr) => Some(tokio::spawn(serve_metrics(state.clone(), bind(addr).await?))),
         None => None,
     };
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let network = state.config.network.clone();
+    let served = http::server::serve(http::router(state), listener, &network, shutdown).await;
     housekeeping.abort();
     watcher.abort();
     if let Some(metrics) = metrics {

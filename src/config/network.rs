@@ -1,14 +1,33 @@
 //! `[network]` (design §3): how tessera meets the network: browser origins
-//! (`cors_origins`), the metrics listener (`metrics_listen`) and the proxies
-//! whose forwarding headers are believed (`trusted_proxies`). The table
-//! denies unknown keys like the rest of the file.
+//! (`cors_origins`), the metrics listener (`metrics_listen`), the proxies
+//! whose forwarding headers are believed (`trusted_proxies`), and the
+//! deadlines and caps that keep slow or idle clients from holding the server
+//! (design §4.8). The table denies unknown keys like the rest of the file.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::HumanDuration;
+
 /// `[network]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
+    /// A request head must arrive within this (default 10 s).
+    pub header_timeout: HumanDuration,
+    /// A whole request, body included, must be answered within this
+    /// (default 30 s); past it the answer is 408 and the connection closes.
+    pub request_timeout: HumanDuration,
+    /// A keep-alive connection with no request in flight is closed after
+    /// this long (default 75 s).
+    pub keep_alive_timeout: HumanDuration,
+    /// At most this many connections are served at once (default 10,000);
+    /// more wait in the listener's accept queue.
+    pub max_connections: NonZeroUsize,
+    /// One database statement may run this long (default 5 s).
+    pub statement_timeout: HumanDuration,
     /// Browser origins allowed to call the API across origins (design §1.2),
     /// each `scheme://host[:port]` in lower case, or `"*"` for any. Empty
     /// (the default): no CORS headers at all.
@@ -37,6 +56,22 @@ fn cidrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error>
                 })
         })
         .collect()
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        let secs = |s| HumanDuration(Duration::from_secs(s));
+        Self {
+            header_timeout: secs(10),
+            request_timeout: secs(30),
+            keep_alive_timeout: secs(75),
+            max_connections: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
+            statement_timeout: secs(5),
+            cors_origins: Vec::new(),
+            metrics_listen: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 fn origins<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -104,6 +139,20 @@ mod tests {
     fn the_default_is_no_origins_and_unknown_keys_are_named() {
         let config = crate::config::Config::parse("").unwrap();
         assert!(config.network.cors_origins.is_empty());
+        assert_eq!(config.network.header_timeout.0, Duration::from_secs(10));
+        assert_eq!(config.network.request_timeout.0, Duration::from_secs(30));
+        assert_eq!(config.network.keep_alive_timeout.0, Duration::from_secs(75));
+        assert_eq!(config.network.max_connections.get(), 10_000);
+        assert_eq!(config.network.statement_timeout.0, Duration::from_secs(5));
+        let config = crate::config::Config::parse(
+            "[network]\nheader_timeout = \"2s\"\nmax_connections = 3\nstatement_timeout = \"250ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.network.header_timeout.0, Duration::from_secs(2));
+        assert_eq!(config.network.max_connections.get(), 3);
+        let err = crate::config::Config::parse("[network]\nmax_connections = 0\n").unwrap_err();
+        assert!(err.contains("nonzero"), "{err}");
+        assert_eq!(config.network.statement_timeout.0, Duration::from_millis(250));
         let config = crate::config::Config::parse(
             "[network]\ncors_origins = [\"*\", \"https://A.example\"]\n",
         )

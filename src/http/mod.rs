@@ -12,6 +12,7 @@ pub mod metrics;
 mod openapi;
 mod openapi_schemas;
 mod playground;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(Arc::new(max_body), refuse_large_bodies))
         .layer(compression::layer());
+    let router = server::request_deadline(router, state.config.network.request_timeout.0);
     cors::apply(router, &state.config.network)
         .layer(middleware::from_fn(request_span))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
@@ -91,10 +93,13 @@ fn request_id(request: &Request) -> HeaderValue {
 
 /// Runs each request inside one span (method, matched route, request id;
 /// then status and latency), so every log line of a request, a 5xx's cause
-/// included, says where it happened. The answer carries `X-Request-Id`.
+/// included, says where it happened. The answer carries `X-Request-Id` and
+/// `X-Content-Type-Options: nosniff`; answers of `/v1/*` carry
+/// `Cache-Control: no-store` (design §1.2).
 async fn request_span(request: Request, next: Next) -> Response {
     use tracing::Instrument;
     let started = Instant::now();
+    let api = request.uri().path().starts_with("/v1/");
     let id = request_id(&request);
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let span = tracing::info_span!(
@@ -109,7 +114,12 @@ async fn request_span(request: Request, next: Next) -> Response {
     span.record("status", response.status().as_u16());
     span.record("latency_us", started.elapsed().as_micros() as u64);
     span.in_scope(|| tracing::debug!("answered"));
-    response.headers_mut().insert(REQUEST_ID.clone(), id);
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID.clone(), id);
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
 }
 
@@ -169,7 +179,7 @@ impl IntoResponse for ApiError {
             Self::TooManyRequests { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Busy(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             }
             _ => {}

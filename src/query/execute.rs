@@ -214,9 +214,12 @@ fn db_error(error: sqlx::Error, at: &str) -> ApiError {
         Failure::Contention => ApiError::Conflict(format!(
             "{at}: a concurrent request changed the same rows; retry. Nothing was written."
         )),
-        Failure::Busy => {
-            ApiError::Unavailable(anyhow::Error::new(error).context(format!("{at}: database busy")))
-        }
+        Failure::Busy => ApiError::Busy(format!(
+            "{at}: the database is busy with other writes; retry in a moment. Nothing was written."
+        )),
+        Failure::TimedOut => ApiError::Busy(format!(
+            "{at}: the database work ran past statement_timeout and was stopped; nothing was written. Narrow the filter, ask for fewer rows or aliases, or retry when the server is less busy."
+        )),
         Failure::Other => {
             ApiError::from(anyhow::Error::new(error).context(format!("running {at}")))
         }

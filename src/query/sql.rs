@@ -94,10 +94,9 @@ fn test_expr(c: Expr, test: &Test, backend: Backend) -> Expr {
                 Match::StartsWith => Anchor::Start,
                 Match::EndsWith => Anchor::End,
             };
-            let parts = values.iter().map(|v| backend.contains(c.clone(), v, anchor));
-            let joined =
-                if *all { parts.reduce(|a, b| a.and(b)) } else { parts.reduce(|a, b| a.or(b)) };
-            let joined = joined.unwrap_or_else(|| Expr::cust("TRUE"));
+            let parts: Vec<_> =
+                values.iter().map(|v| backend.contains(c.clone(), v, anchor)).collect();
+            let joined = balanced(&parts, *all).unwrap_or_else(|| Expr::cust("TRUE"));
             if *negate { joined.not() } else { joined }
         }
     }
@@ -304,4 +303,19 @@ pub fn statements(plan: &Plan, stamp: &Stamp, backend: Backend) -> Vec<Statement
         }
     }
     out
+}
+
+/// `parts` joined by AND (`all`) or OR as a balanced tree: 1,000 values nest
+/// 10 deep, not 1,000 (SQLite refuses expression trees deeper than 1,000, and
+/// rendering a chain that deep recurses as far).
+fn balanced(parts: &[Expr], all: bool) -> Option<Expr> {
+    match parts {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => {
+            let (left, right) = parts.split_at(parts.len() / 2);
+            let (left, right) = (balanced(left, all)?, balanced(right, all)?);
+            Some(if all { left.and(right) } else { left.or(right) })
+        }
+    }
 }

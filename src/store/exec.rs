@@ -164,6 +164,8 @@ pub enum Failure {
     Contention,
     /// The database is busy or locked past its wait.
     Busy,
+    /// The statement ran past `statement_timeout` and was stopped.
+    TimedOut,
     /// Anything else: the server's problem, not the client's.
     Other,
 }
@@ -189,6 +191,8 @@ impl Failure {
             "40001" | "40P01" => Self::Contention,
             // SQLite busy or locked (extended codes included).
             "5" | "6" | "517" | "261" | "262" => Self::Busy,
+            // PostgreSQL query_canceled (statement_timeout), SQLite interrupt.
+            "57014" | "9" => Self::TimedOut,
             _ => Self::Other,
         }
     }

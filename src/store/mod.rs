@@ -7,6 +7,7 @@
 pub mod changes;
 pub mod dialect;
 pub mod exec;
+mod limits;
 pub mod throttle;
 
 use std::str::FromStr;
@@ -118,22 +119,32 @@ impl Store {
     /// Opens (and for SQLite, creates) the database at `url` and applies
     /// any migrations it lacks.
     pub async fn open(url: &str) -> Result<Self> {
-        let store = Self::connect(url).await?;
+        Self::open_limited(url, None).await
+    }
+
+    /// [`Store::open`], with every statement bounded by `statement_timeout`
+    /// (see `limits` for what that means on each backend).
+    pub async fn open_limited(url: &str, statement_timeout: Option<Duration>) -> Result<Self> {
+        let store = Self::connect_limited(url, statement_timeout).await?;
         store.migrate().await?;
         Ok(store)
     }
 
     /// Opens the database without migrating it.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_limited(url, None).await
+    }
+
+    async fn connect_limited(url: &str, statement_timeout: Option<Duration>) -> Result<Self> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("invalid SQLite URL {url:?}"))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(statement_timeout.unwrap_or(Duration::from_secs(10)))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
+            let pool = limits::sqlite(SqlitePoolOptions::new(), statement_timeout)
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
@@ -144,6 +155,7 @@ impl Store {
             let shown = crate::config::redact_url(url);
             let options = PgConnectOptions::from_str(url)
                 .with_context(|| format!("invalid PostgreSQL URL {shown:?}"))?;
+            let options = limits::postgres(options, statement_timeout);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(3))
@@ -395,6 +407,16 @@ impl Store {
             .bind(now).bind(id).execute(pool).await.map(|r| r.rows_affected()))
         .context("recording a session's use")?;
         Ok(())
+    }
+
+    /// Deletes sessions that ended before `cut`: ended by sign-out or an
+    /// admin before it, or by their lifetime (`lifetime`, created before
+    /// `cut - lifetime`). Returns how many.
+    pub async fn prune_sessions(&self, cut: Micros, lifetime: Micros) -> Result<u64> {
+        on_pool!(self, pool => sqlx::query(
+            "DELETE FROM sessions WHERE created_at < $1 AND (ended_at < $1 OR created_at < $2)")
+            .bind(cut).bind(cut.saturating_sub(lifetime)).execute(pool).await.map(|r| r.rows_affected()))
+        .context("pruning ended sessions")
     }
 
     /// Ends one session; false if it was unknown or already ended.

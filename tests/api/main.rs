@@ -15,6 +15,8 @@ mod data;
 mod gate;
 mod guessing;
 mod instances;
+mod limits;
+mod network;
 mod observe;
 mod seed_client;
 mod throttle;
