@@ -6,6 +6,7 @@
 //! plan (`plan.rs`, `bind.rs`) → SQL (`sql.rs`) → execute (`execute.rs`,
 //! through `store/exec.rs`) → render (`render.rs`).
 
+pub mod audit;
 pub mod bind;
 pub mod execute;
 pub mod filter;
@@ -60,7 +61,12 @@ pub async fn run(
     now: Micros,
 ) -> Result<Vec<u8>, ApiError> {
     let plan = prepare(env.catalog, principal, body, env.max_limit)?;
-    let stamp = Stamp { user: principal.user_name.clone(), now: iso8601(now) };
+    let stamp = Stamp {
+        user: principal.user_name.clone(),
+        org: principal.org_uid.clone(),
+        session: principal.session_id.clone(),
+        now: iso8601(now),
+    };
     execute::execute(env.store, &plan, &stamp).await
 }
 

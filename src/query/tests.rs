@@ -69,7 +69,12 @@ async fn seeded(url: &str) -> (Store, Catalog) {
     sync_tables(&store, &catalog).await.unwrap();
     let body = json!({"seed": {"ds": "Things", "data": rows()}});
     let plan = prepare_all(&serde_json::to_vec(&body).unwrap(), &catalog).unwrap();
-    let stamp = Stamp { user: "tester".into(), now: "2024-05-01T00:00:00.000000Z".into() };
+    let stamp = Stamp {
+        user: "tester".into(),
+        org: "o".into(),
+        session: "s".into(),
+        now: "2024-05-01T00:00:00.000000Z".into(),
+    };
     execute(&store, &plan, &stamp).await.unwrap();
     (store, catalog)
 }
@@ -78,7 +83,12 @@ async fn query(store: &Store, catalog: &Catalog, q: Value) -> Result<Value, Stri
     let body = json!({"q": {"ds": "Things", "query": q}});
     let plan =
         prepare_all(&serde_json::to_vec(&body).unwrap(), catalog).map_err(|e| e.to_string())?;
-    let stamp = Stamp { user: "tester".into(), now: "2024-05-01T00:00:00.000000Z".into() };
+    let stamp = Stamp {
+        user: "tester".into(),
+        org: "o".into(),
+        session: "s".into(),
+        now: "2024-05-01T00:00:00.000000Z".into(),
+    };
     let out = execute(store, &plan, &stamp).await.map_err(|e| format!("{e:?}"))?;
     Ok(serde_json::from_slice(&out).unwrap())
 }
@@ -154,7 +164,7 @@ fn test_row(kind: AttrType, value: &Value, test: &Test) -> bool {
 }
 
 fn eval(filter: &Filter, row: &Value, catalog: &Catalog) -> bool {
-    let ds = catalog.datasources().next().unwrap();
+    let ds = catalog.datasource("Things").unwrap();
     match filter {
         Filter::And(list) => list.iter().all(|f| eval(f, row, catalog)),
         Filter::Or(list) => list.iter().any(|f| eval(f, row, catalog)),
