@@ -8,6 +8,7 @@
 #[macro_use]
 mod helpers;
 
+mod audit;
 mod auth;
 mod cli;
 mod clients;
