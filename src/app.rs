@@ -126,6 +126,10 @@ impl AppState {
                 if let Err(e) = self.store.forget_old_attempts(now - window).await {
                     tracing::warn!(error = %format!("{e:#}"), "could not prune sign-in counters");
                 }
+                let kept = clock::micros(crate::store::idempotency::KEEP);
+                if let Err(e) = self.store.forget_old_answers(now - kept).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not prune idempotency keys");
+                }
             }
         }
     }

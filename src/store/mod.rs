@@ -8,6 +8,7 @@ pub mod audit;
 pub mod changes;
 pub mod dialect;
 pub mod exec;
+pub mod idempotency;
 pub mod throttle;
 
 use std::str::FromStr;
