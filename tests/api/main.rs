@@ -14,6 +14,7 @@ mod cli;
 mod clients;
 mod data;
 mod gate;
+mod idempotency;
 mod instances;
 mod observe;
 mod seed_client;
