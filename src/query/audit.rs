@@ -7,6 +7,7 @@
 use super::plan::Stamp;
 use super::render::{write_cell, write_str};
 use crate::catalog::Datasource;
+pub use crate::store::audit::tail;
 use crate::store::audit::{self, Entry, Tail};
 use crate::store::exec::{Cell, Db};
 
@@ -80,8 +81,8 @@ fn object(ds: &Datasource, columns: &[usize], cells: &[Cell<'_>]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Appends `entry` to the chain; the first entry of a transaction takes
-/// the chain's lock and reads its end into `tail`.
+/// Appends `entry` to the chain; if the transaction has not yet taken the
+/// chain's lock and read its end into `tail`, this does it first.
 pub async fn record(
     db: &mut Db<'_>,
     tail: &mut Option<Tail>,

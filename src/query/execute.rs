@@ -96,6 +96,11 @@ async fn run_post(
 ) -> Result<(), ApiError> {
     let ds = &alias.ds;
     let all: Vec<usize> = (0..ds.attributes.len()).collect();
+    if ds.audit && tail.is_none() && !rows.is_empty() {
+        // The chain's lock before any row lock, so writers queue rather than deadlock.
+        let at = format!("Alias {}", alias.alias);
+        *tail = Some(audit::tail(db).await.map_err(|e| db_error(e, &at))?);
+    }
     out.extend_from_slice(br#"{"data":["#);
     for (n, planned) in rows.iter().enumerate() {
         let at = format!("Alias {}, row {}", alias.alias, n + 1);
