@@ -96,6 +96,9 @@ pub fn entry_hash(id: i64, prev_hash: &str, entry: &Entry) -> String {
     digest.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+// ORDER BY names the column with its table: PostgreSQL would take a bare
+// `audit_id` for the select list's text cast of it, and sort "10" before "9".
+
 /// Takes the chain's lock (PostgreSQL) and reads its last entry: call once
 /// per transaction, before the first [`append`].
 pub async fn tail(db: &mut Db<'_>) -> Result<Tail, sqlx::Error> {
@@ -107,7 +110,7 @@ pub async fn tail(db: &mut Db<'_>) -> Result<Tail, sqlx::Error> {
     q.expr(backend.read_text(Storage::Integer, Expr::col("audit_id")))
         .column("entry_hash")
         .from(TABLE)
-        .order_by("audit_id", Order::Desc)
+        .order_by((TABLE, "audit_id"), Order::Desc)
         .limit(1);
     let rows = db.fetch(backend.build(&q)).await?;
     if rows.is_empty() {
@@ -186,7 +189,7 @@ pub async fn page(db: &mut Db<'_>, filter: &Filter) -> Result<Vec<Stored>, sqlx:
         let at = backend.cast(Expr::val(since.as_str()), Storage::DateTime);
         q.and_where(Expr::col("audit_time").gte(at));
     }
-    q.order_by("audit_id", Order::Asc).limit(filter.limit);
+    q.order_by((TABLE, "audit_id"), Order::Asc).limit(filter.limit);
     let rows = db.fetch(backend.build(&q)).await?;
     (0..rows.len()).map(|r| stored(&rows, r)).collect()
 }

@@ -183,12 +183,23 @@ both_backends!(verify_names_the_first_altered_removed_or_inserted_entry, config 
 async fn verify_names_the_first_altered_removed_or_inserted_entry(app: TestApp) {
     let admin = caller(&app, "ada", "acme", &["hr_admin"]).await;
     three_changes(&admin).await;
+    // Past nine entries, so ids order as numbers, not as text ("10" < "9").
+    let dozen: Vec<Value> = (0..12).map(|k| json!({"_rs": "I", "name": format!("N{k}")})).collect();
+    admin.ok(&json!({"p": {"ds": "Employees", "data": dozen}})).await;
+    admin.ok(&json!({"p": {"ds": "Employees", "data": [{"_rs": "I", "name": "Last"}]}})).await;
     let ran = audit(&app, &["verify"]).await;
     assert_eq!(ran.code, 0, "{ran:?}");
-    assert!(ran.stdout.contains("3 audit entries checked"), "{ran:?}");
+    assert!(ran.stdout.contains("16 audit entries checked"), "{ran:?}");
     let listed = audit(&app, &["list", "--user", "ada", "--datasource", "Employees"]).await;
     assert_eq!(listed.code, 0, "{listed:?}");
-    assert_eq!(listed.stdout.lines().count(), 4, "a header and three entries: {listed:?}");
+    assert_eq!(listed.stdout.lines().count(), 17, "a header and 16 entries: {listed:?}");
+    let ids: Vec<u64> = listed
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=16).collect::<Vec<u64>>());
     let none = audit(&app, &["list", "--user", "nobody"]).await;
     assert_eq!(none.stdout.lines().count(), 1, "{none:?}");
     let future = audit(&app, &["list", "--since", "2999-01-01"]).await;
@@ -203,13 +214,13 @@ async fn verify_names_the_first_altered_removed_or_inserted_entry(app: TestApp) 
 
     tamper(
         store,
-        "INSERT INTO audit_trail SELECT 4, audit_time, 'mallory', org_uid, session_id, datasource, \
+        "INSERT INTO audit_trail SELECT 17, audit_time, 'mallory', org_uid, session_id, datasource, \
          operation, row_key, old_values, new_values, prev_hash, entry_hash FROM audit_trail \
-         WHERE audit_id = 3",
+         WHERE audit_id = 16",
     )
     .await;
-    refused(&audit(&app, &["verify"]).await, "audit entry 4 was inserted");
-    tamper(store, "DELETE FROM audit_trail WHERE audit_id = 4").await;
+    refused(&audit(&app, &["verify"]).await, "audit entry 17 was inserted");
+    tamper(store, "DELETE FROM audit_trail WHERE audit_id = 17").await;
 
     tamper(store, "DELETE FROM audit_trail WHERE audit_id = 2").await;
     refused(&audit(&app, &["verify"]).await, "audit entry 2 was removed");
