@@ -131,6 +131,10 @@ impl AppState {
                 if let Err(e) = self.store.prune_sessions(now - lifetime, lifetime).await {
                     tracing::warn!(error = %format!("{e:#}"), "could not prune ended sessions");
                 }
+                let kept = clock::micros(crate::store::idempotency::KEEP);
+                if let Err(e) = self.store.forget_old_answers(now - kept).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not prune idempotency keys");
+                }
             }
         }
     }

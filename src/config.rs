@@ -169,6 +169,10 @@ pub struct DatasourceConfig {
     /// only its own org's; `global`: rows are shared by every org.
     #[serde(default)]
     pub scope: Scope,
+    /// Whether every insert, update and delete writes an audit entry
+    /// (design §4.6); on unless `audit = false`.
+    #[serde(default = "yes")]
+    pub audit: bool,
     pub attributes: IndexMap<String, AttributeConfig>,
 }
 

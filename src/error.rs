@@ -32,6 +32,10 @@ pub enum ApiError {
     /// 409: the row changed since the client read it.
     #[error("{0}")]
     Conflict(String),
+    /// 422: the request cannot be done as sent (an `Idempotency-Key`
+    /// reused with another body).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 413: the body is larger than `max_body`.
     #[error("{0}")]
     TooLarge(String),
@@ -75,6 +79,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => (405, "Method Not Allowed"),
             Self::Conflict(_) => (409, "Conflict"),
             Self::TooLarge(_) => (413, "Payload Too Large"),
+            Self::Unprocessable(_) => (422, "Unprocessable Content"),
             Self::TooManyRequests { .. } => (429, "Too Many Requests"),
             Self::Internal(_) => (500, "Internal Server Error"),
             Self::Busy(_) | Self::Unavailable(_) => (503, "Service Unavailable"),
@@ -148,6 +153,7 @@ mod tests {
         assert_eq!(row(ApiError::MethodNotAllowed(String::new())), (405, "Method Not Allowed"));
         assert_eq!(row(ApiError::Conflict(String::new())), (409, "Conflict"));
         assert_eq!(row(ApiError::TooLarge(String::new())), (413, "Payload Too Large"));
+        assert_eq!(row(ApiError::Unprocessable(String::new())), (422, "Unprocessable Content"));
         assert_eq!(row(ApiError::TooManyRequests { retry_after: 1 }), (429, "Too Many Requests"));
         assert_eq!(row(ApiError::Internal(anyhow::anyhow!("x"))), (500, "Internal Server Error"));
         assert_eq!(row(ApiError::Unavailable(anyhow::anyhow!("x"))), (503, "Service Unavailable"));

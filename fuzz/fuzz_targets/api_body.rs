@@ -32,7 +32,12 @@ fuzz_target!(|body: &[u8]| {
         roles: vec!["things_all".into()],
     };
     let Ok(plan) = query::prepare(catalog(), &owner, body, 1000, 1_709_114_400_000_000) else { return };
-    let stamp = Stamp { user: "fuzz".into(), now: "2024-01-01T00:00:00.000000Z".into() };
+    let stamp = Stamp {
+        user: "fuzz".into(),
+        org: "fuzz".into(),
+        session: "fuzz".into(),
+        now: "2024-01-01T00:00:00.000000Z".into(),
+    };
     for backend in [Backend::Sqlite, Backend::Postgres] {
         query::sql::statements(&plan, &stamp, backend);
     }

@@ -88,6 +88,11 @@ impl Catalog {
                 )));
             }
         };
+        if name == super::AUDIT_TRAIL && operations.iter().any(|op| *op != Operation::Query) {
+            return Err(ApiError::Forbidden(format!(
+                "Access Denied - {name} is read-only: it can be queried, never posted to"
+            )));
+        }
         if let Some(op) = operations.iter().find(|op| !granted.contains(op)) {
             return Err(ApiError::Forbidden(format!(
                 "Access Denied - no {op} access to datasource {name}"

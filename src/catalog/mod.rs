@@ -3,6 +3,7 @@
 //! once at start. Authorization is a visible call here (see [`grants`]):
 //! `catalog.authorize(&principal, "Employees", &[Operation::Delete])?`.
 
+mod audit_trail;
 pub mod fixtures;
 mod grants;
 mod schema;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use crate::config::{AttributeConfig, Config, DatasourceConfig, GrantConfig, Operation, Scope};
 
+pub use audit_trail::{AUDIT_TABLE, AUDIT_TRAIL};
 pub use grants::{Grant, Rule, SessionValues};
 pub use schema::sync_tables;
 pub use types::{AttrType, Family};
@@ -64,6 +66,8 @@ pub struct Datasource {
     /// The `orgUid` attribute of an org-scoped datasource (design §4.5);
     /// `None` for a global one.
     pub org: Option<usize>,
+    /// Whether writes are recorded in the audit trail (design §4.6).
+    pub audit: bool,
     by_code: HashMap<String, usize>,
 }
 
@@ -137,6 +141,12 @@ impl Catalog {
                 Err(mut errs) => problems.append(&mut errs),
             }
         }
+        if config.datasources.contains_key(AUDIT_TRAIL) {
+            problems.push(format!(
+                "datasource {AUDIT_TRAIL} is the system audit trail; give yours another name"
+            ));
+        }
+        datasources.insert(AUDIT_TRAIL.to_owned(), Arc::new(audit_trail::datasource()));
         let mut roles = BTreeMap::new();
         for (role, grants) in &config.roles {
             let mut granted = BTreeMap::new();
@@ -149,6 +159,13 @@ impl Catalog {
                     }
                     continue;
                 };
+                if name == AUDIT_TRAIL && grant.operations().iter().any(|o| *o != Operation::Query)
+                {
+                    problems.push(format!(
+                        "role {role}: {AUDIT_TRAIL} is read-only; grant it [\"query\"] only"
+                    ));
+                    continue;
+                }
                 match role_grant(ds, grant) {
                     Ok(grant) => {
                         granted.insert(name.clone(), grant);
@@ -309,7 +326,14 @@ fn datasource(name: &str, config: &DatasourceConfig) -> Result<Datasource, Vec<S
         return Err(problems);
     }
     let by_code = attributes.iter().enumerate().map(|(i, a)| (a.code.clone(), i)).collect();
-    Ok(Datasource { name: name.into(), table: config.table.clone(), attributes, org, by_code })
+    Ok(Datasource {
+        name: name.into(),
+        table: config.table.clone(),
+        attributes,
+        org,
+        audit: config.audit,
+        by_code,
+    })
 }
 
 fn attribute(ds: &str, code: &str, config: &AttributeConfig) -> Result<Attribute, String> {
@@ -362,7 +386,7 @@ mod tests {
     #[test]
     fn the_design_catalog_loads_with_who_attributes() {
         let catalog = catalog(fixtures::EMPLOYEES).unwrap();
-        let ds = catalog.datasources().next().unwrap();
+        let ds = catalog.datasource("Employees").unwrap();
         let codes: Vec<_> = ds.attributes.iter().map(|a| a.code.as_str()).collect();
         assert_eq!(
             codes,

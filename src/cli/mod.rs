@@ -3,6 +3,7 @@
 //! usage (clap's own code for usage errors).
 
 mod admin;
+mod audit;
 mod demo;
 mod explain;
 
@@ -55,8 +56,28 @@ enum Command {
         /// query, insert, update or delete.
         operation: String,
     },
+    /// Check or list the data-change audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Check that the config file, the catalog and the database agree.
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain: exit 0 with the count, or 1 naming the first
+    /// entry that was altered, removed or inserted.
+    Verify,
+    /// Print entries, oldest first.
+    List {
+        #[arg(long, value_name = "DS")]
+        datasource: Option<String>,
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Entries at or after this time (ISO 8601, or a date).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +222,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Keys(KeysCommand::Rotate) => admin::rotate_keys(&config).await,
         Command::Explain { user, datasource, operation } => {
             explain::explain(&config, &user, &datasource, &operation).await
+        }
+        Command::Audit(AuditCommand::Verify) => audit::verify(&config).await,
+        Command::Audit(AuditCommand::List { datasource, user, since }) => {
+            audit::list(&config, datasource, user, since).await
         }
         Command::Check => {
             crate::check(&config).await?;

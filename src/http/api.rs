@@ -1,12 +1,14 @@
 //! `POST /v1/api`: query and post (design §1.4), through the one pipeline
-//! of [`crate::query`].
+//! of [`crate::query`], at most once per `Idempotency-Key` (see
+//! [`super::idempotency`]).
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::extract::{Body, Session};
+use super::idempotency;
 use crate::error::ApiError;
 use crate::query;
 
@@ -14,8 +16,12 @@ use crate::query;
 pub async fn api(
     State(state): State<AppState>,
     Session(caller): Session,
+    headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let body = query::run(state.query_env(), &caller, &body, state.clock.now()).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let run = query::run(state.query_env(), &caller, &body, state.clock.now());
+    match idempotency::key(&headers)? {
+        Some(key) => idempotency::once(&state, &caller.user_name, &key, &body, run).await,
+        None => Ok(([(header::CONTENT_TYPE, "application/json")], run.await?).into_response()),
+    }
 }

@@ -8,6 +8,7 @@ mod cors;
 mod datasources;
 mod extract;
 mod handlers;
+mod idempotency;
 pub mod metrics;
 mod openapi;
 mod openapi_schemas;

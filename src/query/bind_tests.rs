@@ -31,7 +31,12 @@ pub(crate) fn owner() -> crate::auth::Principal {
 /// both backends: what the property tests drive.
 pub(crate) fn prepare_all(body: &[u8], catalog: &Catalog) -> Result<crate::query::Plan, ApiError> {
     let plan = crate::query::prepare(catalog, &owner(), body, 1000, NOW)?;
-    let stamp = crate::query::Stamp { user: "t".into(), now: "2024-01-01T00:00:00.000000Z".into() };
+    let stamp = crate::query::Stamp {
+        user: "t".into(),
+        org: "o".into(),
+        session: "s".into(),
+        now: "2024-01-01T00:00:00.000000Z".into(),
+    };
     for backend in [crate::store::Backend::Sqlite, crate::store::Backend::Postgres] {
         crate::query::sql::statements(&plan, &stamp, backend);
     }
@@ -40,7 +45,7 @@ pub(crate) fn prepare_all(body: &[u8], catalog: &Catalog) -> Result<crate::query
 
 fn bound(filter: Value) -> Result<Vec<Filter>, String> {
     let catalog = catalog();
-    let ds = catalog.datasources().next().unwrap();
+    let ds = catalog.datasource("Things").unwrap();
     let raw = parse_list(&filter, 1, &mut Budget::default())?;
     bind(&raw, ds, NOW).map_err(|e| e.to_string())
 }

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::audit::{self, Change};
 use super::bind::Filter;
 use super::plan::{AliasPlan, Plan, Planned, PlannedRow, QueryPlan, Stamp, WriteRow};
 use super::render::{Form, write_fields, write_row, write_str};
@@ -12,6 +13,7 @@ use crate::catalog::Datasource;
 use crate::catalog::values::{Scalar, from_text};
 use crate::error::ApiError;
 use crate::store::Store;
+use crate::store::audit::Tail;
 use crate::store::exec::{Cell, Db, Failure, Rows, Work};
 
 /// Runs `plan` in one transaction and renders the response body
@@ -25,6 +27,7 @@ pub async fn execute(store: &Store, plan: &Plan, stamp: &Stamp) -> Result<Vec<u8
     };
     let mut db = store.begin(work).await.map_err(|e| db_error(e, "the request"))?;
     let mut out = Vec::with_capacity(16 * 1024);
+    let mut tail = None;
     out.extend_from_slice(br#"{"status":"OK","data":{"#);
     for (n, alias) in plan.aliases.iter().enumerate() {
         if n > 0 {
@@ -34,7 +37,9 @@ pub async fn execute(store: &Store, plan: &Plan, stamp: &Stamp) -> Result<Vec<u8
         out.push(b':');
         match &alias.action {
             Planned::Query(query) => run_query(&mut db, alias, query, &mut out).await?,
-            Planned::Post(rows) => run_post(&mut db, alias, rows, stamp, &mut out).await?,
+            Planned::Post(rows) => {
+                run_post(&mut db, alias, rows, stamp, &mut tail, &mut out).await?;
+            }
         }
     }
     db.commit().await.map_err(|e| db_error(e, "the request"))?;
@@ -100,10 +105,16 @@ async fn run_post(
     alias: &AliasPlan,
     rows: &[PlannedRow],
     stamp: &Stamp,
+    tail: &mut Option<Tail>,
     out: &mut Vec<u8>,
 ) -> Result<(), ApiError> {
     let ds = &alias.ds;
     let all: Vec<usize> = (0..ds.attributes.len()).collect();
+    if ds.audit && tail.is_none() && !rows.is_empty() {
+        // The chain's lock before any row lock, so writers queue rather than deadlock.
+        let at = format!("Alias {}", alias.alias);
+        *tail = Some(audit::tail(db).await.map_err(|e| db_error(e, &at))?);
+    }
     out.extend_from_slice(br#"{"data":["#);
     for (n, planned) in rows.iter().enumerate() {
         let at = format!("Alias {}, row {}", alias.alias, n + 1);
@@ -113,7 +124,17 @@ async fn run_post(
         let built = sql::row_statement(ds, planned, stamp, db.backend()).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("{at}: columns and values differ in number"))
         })?;
+        let before = match &planned.row {
+            WriteRow::Update { key, .. } if ds.audit => {
+                let read = sql::row_by_key(ds, key, &planned.scope, db.backend());
+                Some(db.fetch(read).await.map_err(|e| db_error(e, &at))?)
+            }
+            _ => None,
+        };
         let written = db.fetch(built).await.map_err(|e| db_error(e, &at))?;
+        let record = async |db: &mut Db<'_>, tail: &mut Option<Tail>, entry| {
+            audit::record(db, tail, &entry).await.map_err(|e| db_error(e, &at))
+        };
         match &planned.row {
             WriteRow::Insert(_) | WriteRow::Update { .. } if written.len() == 1 => {
                 let cells = written.cells(0, all.len()).map_err(|e| db_error(e, &at))?;
@@ -131,10 +152,27 @@ async fn run_post(
                 }
                 let shown: Vec<_> = planned.columns.iter().map(|&i| cells[i].clone()).collect();
                 write_row(out, ds, &planned.columns, &shown, "Q");
+                if ds.audit {
+                    let old = match &before {
+                        Some(rows) if !rows.is_empty() => {
+                            Some(rows.cells(0, all.len()).map_err(|e| db_error(e, &at))?)
+                        }
+                        _ => None,
+                    };
+                    let change = if before.is_some() { Change::Update } else { Change::Insert };
+                    let entry = audit::entry(ds, stamp, change, old.as_deref(), Some(&cells));
+                    record(db, tail, entry).await?;
+                }
             }
             WriteRow::Delete { key, .. } if written.len() == 1 => {
+                let cells = written.cells(0, all.len()).map_err(|e| db_error(e, &at))?;
                 let columns: Vec<usize> = key.iter().map(|(i, _)| *i).collect();
-                render_row(out, ds, &columns, &written, 0, "D").map_err(|e| db_error(e, &at))?;
+                let shown: Vec<_> = columns.iter().map(|&i| cells[i].clone()).collect();
+                write_row(out, ds, &columns, &shown, "D");
+                if ds.audit {
+                    let entry = audit::entry(ds, stamp, Change::Delete, Some(&cells), None);
+                    record(db, tail, entry).await?;
+                }
             }
             WriteRow::Update { key, .. } | WriteRow::Delete { key, .. } if written.is_empty() => {
                 return Err(conflict(db, ds, key, &planned.scope, &at).await);

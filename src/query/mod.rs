@@ -7,6 +7,7 @@
 //! through `store/exec.rs`) → render (`render.rs`).
 
 pub mod aggregate;
+pub mod audit;
 pub mod bind;
 pub mod dates;
 pub mod execute;
@@ -65,7 +66,12 @@ pub async fn run(
     now: Micros,
 ) -> Result<Vec<u8>, ApiError> {
     let plan = prepare(env.catalog, principal, body, env.max_limit, now)?;
-    let stamp = Stamp { user: principal.user_name.clone(), now: iso8601(now) };
+    let stamp = Stamp {
+        user: principal.user_name.clone(),
+        org: principal.org_uid.clone(),
+        session: principal.session_id.clone(),
+        now: iso8601(now),
+    };
     execute::execute(env.store, &plan, &stamp).await
 }
 

@@ -21,6 +21,9 @@ use crate::error::ApiError;
 #[derive(Clone, Debug)]
 pub struct Stamp {
     pub user: String,
+    /// The caller's org and session, for the audit trail.
+    pub org: String,
+    pub session: String,
     /// One instant per request, ISO 8601 UTC with microseconds.
     pub now: String,
 }

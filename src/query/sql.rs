@@ -221,7 +221,8 @@ fn update(
     backend.build(&q)
 }
 
-/// `DELETE FROM table WHERE key AND stamp RETURNING <key attributes>`.
+/// `DELETE FROM table WHERE key AND stamp RETURNING <every attribute>`
+/// (the old values, for the audit trail).
 fn delete(
     ds: &Datasource,
     key: &[(usize, Scalar)],
@@ -232,7 +233,24 @@ fn delete(
     let mut q = Query::delete();
     q.from_table(ds.table.clone());
     q.and_where(key_where(ds, key, stamp, scope, backend));
-    q.returning(returning(ds, key.iter().map(|(i, _)| *i), backend));
+    q.returning(returning(ds, 0..ds.attributes.len(), backend));
+    backend.build(&q)
+}
+
+/// Every attribute of the row with this key among those `filters` let
+/// through: an update's old values, for the audit trail.
+pub fn row_by_key(
+    ds: &Datasource,
+    key: &[(usize, Scalar)],
+    filters: &[Filter],
+    backend: Backend,
+) -> Statement {
+    let mut q = Query::select();
+    q.exprs(ds.attributes.iter().map(|a| read_expr(a, backend))).from(ds.table.clone());
+    if let Some(cond) = key_only(ds, key, filters, backend) {
+        q.and_where(cond);
+    }
+    q.limit(1);
     backend.build(&q)
 }
 

@@ -249,7 +249,12 @@ async fn sum_beyond_64_bits_is_refused(url: &str) {
     let big = json!({"big": {"ds": "Things", "data": [
         {"_rs": "I", "id": i64::MAX}, {"_rs": "I", "id": i64::MAX - 1}]}});
     let plan = prepare_all(&serde_json::to_vec(&big).unwrap(), &catalog).unwrap();
-    let stamp = super::Stamp { user: "t".into(), now: "2024-05-01T00:00:00.000000Z".into() };
+    let stamp = super::Stamp {
+        user: "t".into(),
+        org: "o".into(),
+        session: "s".into(),
+        now: "2024-05-01T00:00:00.000000Z".into(),
+    };
     super::execute::execute(&store, &plan, &stamp).await.unwrap();
     let sum = json!({"aggregateList": [{"func": "Sum", "code": "id"}], "limit": 1});
     let err = query(&store, &catalog, sum).await.unwrap_err();
@@ -277,7 +282,7 @@ fn sum_beyond_64_bits_is_a_400_on_postgres() {
 #[test]
 fn the_catalog_fixture_has_what_the_model_reads() {
     let catalog = catalog();
-    let ds = catalog.datasources().next().unwrap();
+    let ds = catalog.datasource("Things").unwrap();
     for code in ["id", "name", "amount", "score", "day", "at", "flag", "ok"] {
         assert!(ds.index_of(code).is_some(), "{code}");
     }

@@ -69,7 +69,12 @@ pub(super) async fn seeded(url: &str) -> (Store, Catalog) {
     sync_tables(&store, &catalog).await.unwrap();
     let body = json!({"seed": {"ds": "Things", "data": rows()}});
     let plan = prepare_all(&serde_json::to_vec(&body).unwrap(), &catalog).unwrap();
-    let stamp = Stamp { user: "tester".into(), now: "2024-05-01T00:00:00.000000Z".into() };
+    let stamp = Stamp {
+        user: "tester".into(),
+        org: "o".into(),
+        session: "s".into(),
+        now: "2024-05-01T00:00:00.000000Z".into(),
+    };
     execute(&store, &plan, &stamp).await.unwrap();
     (store, catalog)
 }
@@ -78,7 +83,12 @@ pub(super) async fn query(store: &Store, catalog: &Catalog, q: Value) -> Result<
     let body = json!({"q": {"ds": "Things", "query": q}});
     let plan =
         prepare_all(&serde_json::to_vec(&body).unwrap(), catalog).map_err(|e| e.to_string())?;
-    let stamp = Stamp { user: "tester".into(), now: "2024-05-01T00:00:00.000000Z".into() };
+    let stamp = Stamp {
+        user: "tester".into(),
+        org: "o".into(),
+        session: "s".into(),
+        now: "2024-05-01T00:00:00.000000Z".into(),
+    };
     let out = execute(store, &plan, &stamp).await.map_err(|e| format!("{e:?}"))?;
     Ok(serde_json::from_slice(&out).unwrap())
 }
@@ -154,7 +164,7 @@ fn test_row(kind: AttrType, value: &Value, test: &Test) -> bool {
 }
 
 pub(super) fn eval(filter: &Filter, row: &Value, catalog: &Catalog) -> bool {
-    let ds = catalog.datasources().next().unwrap();
+    let ds = catalog.datasource("Things").unwrap();
     match filter {
         Filter::And(list) => list.iter().all(|f| eval(f, row, catalog)),
         Filter::Or(list) => list.iter().any(|f| eval(f, row, catalog)),
@@ -389,7 +399,7 @@ async fn values_round_trip_and_sort_is_stable() {
 /// Binds a list of filters as written, for the model.
 fn bound_list(written: &Value, catalog: &Catalog) -> Vec<Filter> {
     let raw = super::filter::parse_list(written, 1, &mut super::filter::Budget::default()).unwrap();
-    super::bind::bind(&raw, catalog.datasources().next().unwrap(), 0).unwrap()
+    super::bind::bind(&raw, catalog.datasource("Things").unwrap(), 0).unwrap()
 }
 
 #[test]
@@ -428,7 +438,12 @@ fn grants_and_filters_return_the_rows_the_model_picks() {
                 json!({"filter": asked, "projection": {"id": 1}, "sort": {"id": 1}, "limit": 1000});
             let body = serde_json::to_vec(&json!({"q": {"ds": "Things", "query": q}})).unwrap();
             let plan = super::prepare(&catalog, &principal, &body, 1000, 0).unwrap();
-            let stamp = Stamp { user: "t".into(), now: "2024-05-01T00:00:00.000000Z".into() };
+            let stamp = Stamp {
+                user: "t".into(),
+                org: "o".into(),
+                session: "s".into(),
+                now: "2024-05-01T00:00:00.000000Z".into(),
+            };
             let out = runtime.block_on(execute(&store, &plan, &stamp)).unwrap();
             let response: Value = serde_json::from_slice(&out).unwrap();
             let (a, b) =

@@ -28,6 +28,9 @@ pub struct Statement {
     pub packed: bool,
 }
 
+/// The advisory lock key of the audit chain ("tessera audit" in spirit).
+const AUDIT_LOCK_KEY: i64 = 0x7e55_e7a0_0015;
+
 /// How a value is kept in the database, whatever its attribute type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Storage {
@@ -58,6 +61,22 @@ impl Backend {
             Self::Postgres => statement.build_sqlx(PostgresQueryBuilder),
         };
         Statement { sql, values, packed: false }
+    }
+
+    /// The statement that serialises appends to the audit trail until the
+    /// transaction ends, so that instances sharing a database keep one hash
+    /// chain: a transaction-scoped advisory lock on PostgreSQL. SQLite needs
+    /// none: a writing request already holds the only write lock
+    /// (`BEGIN IMMEDIATE`).
+    pub fn audit_lock(self) -> Option<Statement> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres => {
+                let mut q = sea_query::Query::select();
+                q.expr(Func::cust("pg_advisory_xact_lock").arg(AUDIT_LOCK_KEY));
+                Some(self.build(&q))
+            }
+        }
     }
 
     /// `CREATE TABLE` text in this dialect.

@@ -4,9 +4,11 @@
 //! CONFLICT`, `RETURNING`) and runs on whichever pool is open; times are
 //! microseconds since the epoch, stored as BIGINT.
 
+pub mod audit;
 pub mod changes;
 pub mod dialect;
 pub mod exec;
+pub mod idempotency;
 mod limits;
 pub mod throttle;
 

@@ -8,12 +8,14 @@
 #[macro_use]
 mod helpers;
 
+mod audit;
 mod auth;
 mod cli;
 mod clients;
 mod data;
 mod gate;
 mod guessing;
+mod idempotency;
 mod instances;
 mod limits;
 mod network;
