@@ -460,7 +460,7 @@ EMPLOYEE_COLUMNS = ("name", "dept", "salary", "active", "email_address",
 SEED_TIME = "2026-01-01T00:00:00.000000Z"
 
 
-# S11 (issue 13): Count + Sum grouped by one attribute over the same 10,000
+# S13 (issue 13): Count + Sum grouped by one attribute over the same 10,000
 # rows, 20 groups; datasette's equivalent is its SQL endpoint with the same
 # GROUP BY (its facets count but do not sum).
 AGGREGATE_QUERY = {"e": {"ds": "Employees", "query": {
@@ -472,7 +472,7 @@ AGGREGATE_SQL = ("select dept, count(*) as count, sum(salary) as salary from emp
 
 
 def expected_groups(rows):
-    """S11's answer computed here from the rows: [(dept, count, sum)] by dept."""
+    """S13's answer computed here from the rows: [(dept, count, sum)] by dept."""
     groups = {}
     for r in rows:
         n, total = groups.get(r["dept"], (0, 0))
@@ -651,16 +651,16 @@ def s4_query_sqlite(ctx):
         figure("S9", "RSS during S4", q["rss"], "MiB",
                detail=f"{q['rss_before']:.1f} MiB just before S4 on the same server, which has by then run "
                       "S1–S3's default-cost argon2 hashes (glibc keeps their 19 MiB blocks per thread arena)")
-    if want("S11"):
+    if want("S13"):
         s11_aggregate(ctx, srv, sess)
     if want("S6"):
         measure_post("S6", "SQLite", srv, sess, ctx["tmp"])
-    if want("S12"):
+    if want("S14"):
         s12_compression(srv, sess, ctx["tmp"])
 
 
 def s12_compression(srv, sess, tmp: Path):
-    """S12: what compression costs and saves on the S4 query. wrk runs without
+    """S14: what compression costs and saves on the S4 query. wrk runs without
     Accept-Encoding (plain), with `gzip` and with `br` alternate on one server,
     so the ratios are side by side; the bytes are one answer of each."""
     body_file = tmp / "query.json"
@@ -672,7 +672,7 @@ def s12_compression(srv, sess, tmp: Path):
                                           {**auth, **({"Accept-Encoding": enc} if enc else {})})
         got = {k.lower(): v for k, v in headers.items()}.get("content-encoding", "")
         if status != 200 or got != enc:
-            raise RuntimeError(f"S12: Accept-Encoding {enc or '(none)'} gave {status}, Content-Encoding {got!r}")
+            raise RuntimeError(f"S14: Accept-Encoding {enc or '(none)'} gave {status}, Content-Encoding {got!r}")
         size[enc] = len(resp)
     rps = {enc: [] for enc in size}
     wrk(srv.url + "/healthz", duration=1)  # warm-up
@@ -682,19 +682,19 @@ def s12_compression(srv, sess, tmp: Path):
             note = API_NOTE + "query.json" + (f" BENCH_ACCEPT_ENCODING={enc}" if enc else "")
             r = wrk(srv.url, script="api.lua", env=env, latency=True, env_note=note)
             if r["non2xx"] or r["socket_errors"]:
-                raise RuntimeError(f"S12: {r['non2xx']} non-2xx answers, socket errors {r['socket_errors']}")
+                raise RuntimeError(f"S14: {r['non2xx']} non-2xx answers, socket errors {r['socket_errors']}")
             rps[enc].append(r["rps"])
-        log(f"S12 run {i + 1}: plain {rps[''][-1]:,.0f}, gzip {rps['gzip'][-1]:,.0f}, "
+        log(f"S14 run {i + 1}: plain {rps[''][-1]:,.0f}, gzip {rps['gzip'][-1]:,.0f}, "
             f"br {rps['br'][-1]:,.0f} req/s")
     runs = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)
-    figure("S12", "S4 query, no Accept-Encoding (plain)", med(rps[""]), "req/s", detail=f"runs {runs(rps[''])}")
+    figure("S14", "S4 query, no Accept-Encoding (plain)", med(rps[""]), "req/s", detail=f"runs {runs(rps[''])}")
     for enc in ("gzip", "br"):
-        figure("S12", f"S4 query, Accept-Encoding: {enc}", med(rps[enc]), "req/s", detail=f"runs {runs(rps[enc])}")
+        figure("S14", f"S4 query, Accept-Encoding: {enc}", med(rps[enc]), "req/s", detail=f"runs {runs(rps[enc])}")
         ratio = med(rps[enc]) / med(rps[""])
-        figure("S12", f"{enc} req/s ÷ plain req/s", ratio, "ratio",
+        figure("S14", f"{enc} req/s ÷ plain req/s", ratio, "ratio",
                detail="per-run ratios " + ", ".join(f"{b / a:.2f}" for a, b in zip(rps[""], rps[enc])))
     for enc in ("gzip", "br"):
-        figure("S12", f"bytes of one S4 answer, {enc}", size[enc], "bytes",
+        figure("S14", f"bytes of one S4 answer, {enc}", size[enc], "bytes",
                detail=f"plain {size['']:,} bytes; {enc} saves {size[''] - size[enc]:,} bytes "
                       f"({1 - size[enc] / size['']:.0%})")
 
@@ -704,10 +704,10 @@ def s11_aggregate(ctx, srv, sess):
                                 {"Authorization": f"Bearer {sess['jwt']}", "X-CSRF-Token": sess["csrf"]})
     got = [(r["dept"], r["count"], r["salary"]) for r in json.loads(resp)["data"]["e"]["data"]] if status == 200 else []
     if got != expected_groups(employee_rows()):
-        raise RuntimeError(f"S11: the aggregate gave {status}: {resp[:300]!r}")
-    q = measure_query("S11", srv, sess, ctx["tmp"], healthz=False, query=AGGREGATE_QUERY, name="aggregate.json")
+        raise RuntimeError(f"S13: the aggregate gave {status}: {resp[:300]!r}")
+    q = measure_query("S13", srv, sess, ctx["tmp"], healthz=False, query=AGGREGATE_QUERY, name="aggregate.json")
     ctx["s11"] = q
-    figure("S11", "aggregate SQLite: Count + Sum grouped by dept (20 groups of 10,000 rows), signed in", q["rps"],
+    figure("S13", "aggregate SQLite: Count + Sum grouped by dept (20 groups of 10,000 rows), signed in", q["rps"],
            "req/s", detail=f"runs {', '.join(f'{x:,.0f}' for x in q['runs'])}; p99 {q['p99']:.2f} ms "
                            "(64 connections); answer checked against the rows")
 
@@ -1160,7 +1160,7 @@ def main():
             s2b_timing(ctx)
         if want("S3"):
             s3_storm(ctx)
-        if want("S4", "S6", "S11", "S12"):
+        if want("S4", "S6", "S13", "S14"):
             s4_query_sqlite(ctx)
         srv.stop()
         if want("S5", "S6"):
