@@ -753,6 +753,69 @@ def s5_s6_postgres(ctx):
 
 
 # --------------------------------------------------------------------------
+# S15 (issue 10): 1,000 concurrent connections doing signed-in queries, on a
+# fresh server per backend, so that its peak RSS (VmHWM) is this load's.
+
+S15_CONNECTIONS = 1000
+S15_SECONDS = 10
+
+
+def s15_one(fid, backend, cfg: Path, tmp: Path, seed):
+    srv = Server(cfg, tmp, f"s15-{backend.lower()}")
+    try:
+        add_users(cfg, 1)
+        srv.start()
+        seed()
+        sess = sign_in(srv.port, "bench01")
+        check_query(srv, sess)
+        body_file = tmp / "query.json"
+        body_file.write_text(json.dumps(EMPLOYEE_QUERY))
+        wrk(srv.url + "/healthz", duration=1)  # warm-up
+        r = wrk(srv.url, script="api.lua", env=api_env(sess, body_file), connections=S15_CONNECTIONS,
+                duration=S15_SECONDS, latency=True, env_note=API_NOTE + "query.json")
+        hwm = srv.status_kib("VmHWM") / 1024
+        errors = r["socket_errors"] or "none"
+        clean = not r["non2xx"] and not r["socket_errors"]
+        log(f"{fid} {backend}: {r['rps']:,.0f} req/s, p99 {r.get('p99_ms', 0):.1f} ms, non-2xx {r['non2xx']}, "
+            f"socket errors {errors}, VmHWM {hwm:.1f} MiB")
+        figure(fid, f"{S15_CONNECTIONS:,} connections, signed-in query, {backend}: errors (non-2xx + socket)",
+               r["non2xx"] + (0 if not r["socket_errors"] else 1), "count", "0", clean,
+               detail=f"non-2xx {r['non2xx']}; socket errors {errors}; {r.get('requests', 0):,} requests in "
+                      f"{S15_SECONDS} s")
+        figure(fid, f"{S15_CONNECTIONS:,} connections, signed-in query, {backend}: throughput", r["rps"], "req/s",
+               detail=f"p99 {r.get('p99_ms', 0):.1f} ms (wrk -t{WRK_THREADS} -c{S15_CONNECTIONS} -d{S15_SECONDS}s)")
+        figure(fid, f"{S15_CONNECTIONS:,} connections, signed-in query, {backend}: peak RSS (VmHWM)", hwm, "MiB",
+               "≤ 120 MiB", hwm <= 120, detail="the whole life of a fresh server: start, one sign-in (argon2id "
+                                              "19 MiB), the seed rows and the load")
+    finally:
+        srv.stop()
+
+
+def s15_connections(ctx):
+    tmp = ctx["tmp"] / "s15"
+    tmp.mkdir()
+    db = tmp / "s15.db"
+    cfg = tmp / "tessera.toml"
+    write_config(cfg, db)
+    s15_one("S15", "SQLite", cfg, tmp, lambda: seed_sqlite(db, employee_rows()))
+    why = pg_available()
+    if why:
+        skip("S15", f"PostgreSQL half: {why}")
+        return
+    name = f"tessera_bench_s15_{os.getpid()}"
+    url = pg_create(name)
+    pg_tmp = tmp / "pg"
+    pg_tmp.mkdir()
+    pg_cfg = pg_tmp / "tessera.toml"
+    write_config(pg_cfg, url)
+    try:
+        s15_one("S15", "PostgreSQL", pg_cfg, pg_tmp, lambda: seed_postgres(
+            name, "employees", EMPLOYEE_COLUMNS, seed_tuples(employee_rows()), pg_tmp))
+    finally:
+        pg_drop(name)
+
+
+# --------------------------------------------------------------------------
 # S8: sign-out on instance A → refused on instance B (one PostgreSQL)
 
 
@@ -1171,6 +1234,8 @@ def main():
             s9_memory(ctx)
         if want("S10"):
             s10_startup(ctx)
+        if want("S15"):
+            s15_connections(ctx)
         if ARGS.peers:
             peers(ctx)
         else:
