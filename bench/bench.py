@@ -455,7 +455,8 @@ def api_available(srv) -> bool:
 # primary-key order until it has 50 matches.
 QUERY_DEPT = "D07"
 EMPLOYEE_QUERY = {"e": {"ds": "Employees", "query": {"filter": [{"dept": {"is": QUERY_DEPT}}], "limit": 50}}}
-EMPLOYEE_COLUMNS = ("name", "dept", "salary", "active", "email_address",
+# Employees is org-scoped (design §4.5): the rows belong to the bench users' org.
+EMPLOYEE_COLUMNS = ("name", "dept", "salary", "active", "email_address", "org_uid",
                     "created_by", "creation_date", "last_updated_by", "last_update_date")
 SEED_TIME = "2026-01-01T00:00:00.000000Z"
 
@@ -487,7 +488,8 @@ def employee_rows(n=10_000):
 
 
 def seed_tuples(rows):
-    return [(r["name"], r["dept"], r["salary"], r["active"], r["email"], "bench01", SEED_TIME, "bench01", SEED_TIME)
+    return [(r["name"], r["dept"], r["salary"], r["active"], r["email"], "bench", "bench01", SEED_TIME, "bench01",
+             SEED_TIME)
             for r in rows]
 
 
@@ -498,7 +500,7 @@ def seed_sqlite(db: Path, rows) -> None:
                     f"({', '.join('?' * len(EMPLOYEE_COLUMNS))})", seed_tuples(rows))
     con.commit()
     con.close()
-    record_command("python3 sqlite3: INSERT INTO employees (name, dept, salary, active, email_address, created_by, "
+    record_command("python3 sqlite3: INSERT INTO employees (name, dept, salary, active, email_address, org_uid, created_by, "
                    "creation_date, last_updated_by, last_update_date) ... × 10,000 (after tessera created the table)")
 
 
@@ -627,6 +629,35 @@ def measure_post(fid, backend, srv, sess, tmp: Path):
                   "answer 200")
 
 
+def s16_limit(backend, cfg: Path, tmp: Path, measured_rps: float, healthz_rps: float):
+    """S16 (issue 17): the limit of the typical query on this machine, from
+    its parts measured below HTTP (examples/query_cost.rs, on the server's
+    database while the server is idle) and the server's own /healthz: with
+    every core busy, a query costs the statement, the rendering and one
+    HTTP exchange. S4/S5 are then reported as a fraction of that limit."""
+    body_file = tmp / "limit-query.json"
+    body_file.write_text(json.dumps(EMPLOYEE_QUERY))
+    cmd = [str(TARGET / "examples" / "query_cost"), str(cfg), "bench01", str(body_file), "2000"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+    if r.returncode != 0:
+        raise RuntimeError(f"query_cost failed: {r.stderr.strip()[-500:]}")
+    record_command("target/release/examples/query_cost tessera.toml bench01 limit-query.json 2000")
+    cost = json.loads(r.stdout.strip().splitlines()[-1])
+    http_us = CORES * 1e6 / healthz_rps
+    limit = CORES * 1e6 / (cost["statement_us"] + cost["render_us"] + http_us)
+    fid = "S16"
+    figure(fid, f"{backend}: the statement alone (one connection, rows fetched as the server does)",
+           cost["statement_us"], "µs", detail=f"{cost['rows']} rows; median of {cost['count']}")
+    figure(fid, f"{backend}: rendering those rows to JSON", cost["render_us"], "µs",
+           detail=f"{cost['bytes']:,} bytes")
+    figure(fid, f"{backend}: query::run without HTTP (parse, authorize, plan, statement, render)",
+           cost["pipeline_us"], "µs")
+    figure(fid, f"{backend}: limit = cores ÷ (statement + render + one /healthz exchange)", limit, "req/s",
+           detail=f"/healthz {healthz_rps:,.0f} req/s on {CORES} cores = {http_us:.0f} core-µs an exchange")
+    figure(fid, f"{backend}: the measured query ÷ that limit", measured_rps / limit, "ratio", "report",
+           detail=f"{measured_rps:,.0f} req/s measured ÷ {limit:,.0f} req/s limit")
+
+
 def s4_query_sqlite(ctx):
     srv = ctx["server"]
     if not api_available(srv):
@@ -638,7 +669,7 @@ def s4_query_sqlite(ctx):
     log(f"S4: 10,000 rows inserted in {time.perf_counter() - t0:.2f} s")
     sess = sign_in(srv.port, "bench03")
     check_query(srv, sess)
-    if want("S4"):
+    if want("S4", "S16"):
         q = measure_query("S4", srv, sess, ctx["tmp"], healthz=False)
         ctx["s4"] = q
         figure("S4", f"query SQLite: one filter (dept = {QUERY_DEPT}), 50 of 10,000 rows, signed in", q["rps"],
@@ -648,6 +679,8 @@ def s4_query_sqlite(ctx):
         ratio = q["rps"] / ctx["healthz_rps"]
         figure("S4", "query SQLite ÷ tessera's own /healthz req/s", ratio, "ratio", "≥ 0.25", ratio >= 0.25,
                detail=f"/healthz {ctx['healthz_rps']:,.0f} req/s (S1, same server)")
+        if want("S16"):
+            s16_limit("SQLite", ctx["config"], ctx["tmp"], q["rps"], ctx["healthz_rps"])
         figure("S9", "RSS during S4", q["rss"], "MiB",
                detail=f"{q['rss_before']:.1f} MiB just before S4 on the same server, which has by then run "
                       "S1–S3's default-cost argon2 hashes (glibc keeps their 19 MiB blocks per thread arena)")
@@ -729,12 +762,12 @@ def s5_s6_postgres(ctx):
         srv.start()
         t0 = time.perf_counter()
         seed_postgres(name, "employees", EMPLOYEE_COLUMNS, seed_tuples(employee_rows()), tmp)
-        record_command("psql \\copy employees (name, dept, salary, active, email_address, created_by, creation_date, "
+        record_command("psql \\copy employees (name, dept, salary, active, email_address, org_uid, created_by, creation_date, "
                        "last_updated_by, last_update_date) FROM rows.csv; ANALYZE employees")
         log(f"S5: 10,000 rows copied in {time.perf_counter() - t0:.2f} s")
         sess = sign_in(srv.port, "bench01")
         check_query(srv, sess)
-        if want("S5"):
+        if want("S5", "S16"):
             q = measure_query("S5", srv, sess, tmp, healthz=True)
             ctx["s5"] = q
             figure("S5", f"query PostgreSQL: one filter (dept = {QUERY_DEPT}), 50 of 10,000 rows, signed in",
@@ -745,6 +778,8 @@ def s5_s6_postgres(ctx):
             figure("S5", "query PostgreSQL ÷ tessera's own /healthz req/s", ratio, "ratio", "≥ 0.25", ratio >= 0.25,
                    detail=f"/healthz {q['healthz']:,.0f} req/s (same server, runs alternating: "
                           f"{', '.join(f'{x:,.0f}' for x in q['healthz_runs'])})")
+            if want("S16"):
+                s16_limit("PostgreSQL", cfg, tmp, q["rps"], q["healthz"])
         if want("S6"):
             measure_post("S6", "PostgreSQL", srv, sess, tmp)
     finally:
@@ -1215,7 +1250,7 @@ def main():
         srv.start()
         record_command("tessera --config tessera.toml serve --listen 127.0.0.1:$PORT")
         log(f"tessera ready at {srv.url}")
-        if want("S1", "S3", "S4"):
+        if want("S1", "S3", "S4", "S16"):
             s1_gate(ctx)
         if want("S2"):
             s2_signin(ctx)
@@ -1223,10 +1258,10 @@ def main():
             s2b_timing(ctx)
         if want("S3"):
             s3_storm(ctx)
-        if want("S4", "S6", "S13", "S14"):
+        if want("S4", "S6", "S13", "S14", "S16"):
             s4_query_sqlite(ctx)
         srv.stop()
-        if want("S5", "S6"):
+        if want("S5", "S6", "S16"):
             s5_s6_postgres(ctx)
         if want("S8"):
             s8_revocation(ctx)

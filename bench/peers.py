@@ -70,7 +70,7 @@ def make_sqlite(path: Path, rows, B):
     con = sqlite3.connect(path)
     con.execute("""CREATE TABLE employees (
         emp_id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, dept TEXT, salary NUMERIC,
-        active TEXT DEFAULT 'Y', email_address TEXT,
+        active TEXT DEFAULT 'Y', email_address TEXT, org_uid TEXT,
         created_by TEXT, creation_date TEXT, last_updated_by TEXT, last_update_date TEXT)""")
     con.executemany(f"INSERT INTO employees ({', '.join(B.EMPLOYEE_COLUMNS)}) VALUES "
                     f"({', '.join('?' * len(B.EMPLOYEE_COLUMNS))})", B.seed_tuples(rows))
