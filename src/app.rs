@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::auth::password::Hasher;
+use crate::auth::secrets::Secrets;
 use crate::auth::tokens::KeyRing;
 use crate::auth::{Auth, gate};
 use crate::catalog::{self, Catalog};
@@ -32,6 +33,8 @@ pub struct App {
     pub clock: Clock,
     pub catalog: Catalog,
     pub keys: KeyRing,
+    /// The keys derived from the secret key (design §4.7).
+    pub secrets: Secrets,
     pub hasher: Hasher,
     pub gate: gate::Cache,
     /// This server's metrics registry (never a process global).
@@ -62,15 +65,18 @@ impl AppState {
     /// before it listens.
     pub async fn start(config: Config, clock: Clock) -> Result<Self> {
         let catalog = load_catalog(&config)?;
+        let secrets = Secrets::load(&config.secrets)?;
         let timeout = config.network.statement_timeout.0;
         let store = Store::open_limited(&config.database.0, Some(timeout)).await?;
         catalog::sync_tables(&store, &catalog).await?;
         let hasher = Hasher::new(&config.password)?;
-        let keys = KeyRing::new(&config.issuer, clock::micros(config.session.max_lifetime.0));
+        let lifetime = clock::micros(config.session.max_lifetime.0);
+        let keys = KeyRing::new(&config.issuer, lifetime, secrets.clone());
         keys.refresh(&store, clock.now()).await?;
         let gate = gate::Cache::default();
         let metrics = Metrics::new();
-        Ok(Self(Arc::new(App { config, store, clock, catalog, keys, hasher, gate, metrics })))
+        let app = App { config, store, clock, catalog, keys, secrets, hasher, gate, metrics };
+        Ok(Self(Arc::new(app)))
     }
 
     /// Sign-in and the gate's view of the state.
@@ -81,6 +87,7 @@ impl AppState {
             config: &self.config,
             hasher: &self.hasher,
             keys: &self.keys,
+            secrets: &self.secrets,
             gate: &self.gate,
         }
     }

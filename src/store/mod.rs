@@ -4,6 +4,7 @@
 //! CONFLICT`, `RETURNING`) and runs on whichever pool is open; times are
 //! microseconds since the epoch, stored as BIGINT.
 
+pub mod api_keys;
 pub mod audit;
 pub mod changes;
 pub mod dialect;
@@ -71,7 +72,8 @@ pub struct NewUser<'a> {
     pub roles: &'a [String],
 }
 
-/// A session joined with its user, as the gate needs it.
+/// A session joined with its user, as the gate needs it. `id` and `csrf`
+/// are digests (see `auth::secrets`), never the values a client holds.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: String,
@@ -83,9 +85,13 @@ pub struct SessionRow {
     pub user_name: String,
     pub org_uid: String,
     pub disabled: bool,
+    /// The roles of the API key the session was opened with (a JSON array),
+    /// if it was.
+    pub key_roles: Option<String>,
 }
 
-/// A signing key as stored.
+/// A signing key as stored. `private_der` is sealed (see `auth::secrets`),
+/// except in rows from before sealing, which start seals at once.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct KeyRow {
     pub kid: String,
@@ -110,11 +116,31 @@ macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
             "SELECT s.id, s.user_id, s.csrf, s.created_at, s.last_used_at, s.ended_at, ",
-            "u.name AS user_name, u.org_uid, u.disabled ",
+            "u.name AS user_name, u.org_uid, u.disabled, k.roles AS key_roles ",
             "FROM sessions s JOIN users u ON u.id = s.user_id ",
+            "LEFT JOIN api_keys k ON k.id = s.api_key_id ",
             $rest
         )
     };
+}
+
+/// Creates the SQLite file of `url` readable by its owner only (mode 0600)
+/// if it does not exist; SQLite gives its -wal and -shm files the same mode.
+fn create_private(url: &str) -> Result<()> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create SQLite database {path:?}")),
+    }
 }
 
 impl Store {
@@ -139,6 +165,7 @@ impl Store {
 
     async fn connect_limited(url: &str, statement_timeout: Option<Duration>) -> Result<Self> {
         if url.starts_with("sqlite:") {
+            create_private(url)?;
             let options = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("invalid SQLite URL {url:?}"))?
                 .create_if_missing(true)
@@ -372,25 +399,38 @@ impl Store {
 
     // ---- sessions ----------------------------------------------------------
 
-    /// Records a new session.
+    /// Records a new session by the digests of its id and CSRF token,
+    /// opened with the API key `api_key_id` if one was used.
     pub async fn create_session(
         &self,
-        id: &str,
+        id_digest: &str,
         user_id: i64,
-        csrf: &str,
+        csrf_digest: &str,
+        api_key_id: Option<i64>,
         now: Micros,
     ) -> Result<()> {
         on_pool!(self, pool => sqlx::query(
-            "INSERT INTO sessions (id, user_id, csrf, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)")
-            .bind(id).bind(user_id).bind(csrf).bind(now).execute(pool).await.map(|r| r.rows_affected()))
+            "INSERT INTO sessions (id, user_id, csrf, api_key_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $5)")
+            .bind(id_digest).bind(user_id).bind(csrf_digest).bind(api_key_id).bind(now)
+            .execute(pool).await.map(|r| r.rows_affected()))
         .context("creating a session")?;
         Ok(())
     }
 
-    /// A session with its user, if it exists (live or not).
-    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
-        on_pool!(self, pool => sqlx::query_as(select_sessions!("WHERE s.id = $1")).bind(id).fetch_optional(pool).await)
+    /// A session with its user, by the digest of its id, if it exists
+    /// (live or not).
+    pub async fn session(&self, id_digest: &str) -> Result<Option<SessionRow>> {
+        on_pool!(self, pool => sqlx::query_as(select_sessions!("WHERE s.id = $1")).bind(id_digest).fetch_optional(pool).await)
             .context("loading a session")
+    }
+
+    /// The sessions whose digest starts with `handle` (what `session list`
+    /// shows), at most two: one is an answer, two say the handle is too short.
+    pub async fn sessions_by_handle(&self, handle: &str) -> Result<Vec<SessionRow>> {
+        let pattern = format!("{handle}%");
+        on_pool!(self, pool => sqlx::query_as(select_sessions!("WHERE s.id LIKE $1 LIMIT 2"))
+            .bind(pattern).fetch_all(pool).await)
+        .context("finding a session")
     }
 
     /// Sessions that have not been ended, newest first, optionally of one user.
@@ -464,6 +504,16 @@ impl Store {
             "SELECT kid, algorithm, private_der, public_raw, created_at FROM signing_keys ORDER BY created_at, kid")
             .fetch_all(pool).await)
         .context("loading signing keys")
+    }
+
+    /// Replaces a key's unsealed private key by its sealed form, if the row
+    /// still holds `plain` (a concurrent sealer wins; sealing is idempotent).
+    pub async fn seal_key(&self, kid: &str, plain: &[u8], sealed: &[u8]) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND private_der = $3")
+            .bind(sealed).bind(kid).bind(plain).execute(pool).await.map(|r| r.rows_affected()))
+        .context("sealing a signing key")?;
+        Ok(())
     }
 
     // ---- audit -------------------------------------------------------------

@@ -296,27 +296,37 @@ async fn session_list_and_revoke_by_id_and_by_user(app: TestApp) {
         assert_eq!(app.status(&s.jwt, &s.csrf).await.status(), StatusCode::OK);
     }
 
+    // The list shows a short handle of each session's digest, never its id.
     let listed = ok(tessera(&app, &["session", "list"], "").await);
     for s in [&a1, &a2, &b] {
-        assert!(listed.contains(&s.session_id), "{} not in {listed}", s.session_id);
+        let handle = app.session_handle(&s.session_id);
+        assert!(listed.contains(&handle), "{handle} not in {listed}");
+        assert!(!listed.contains(&s.session_id), "session list shows a session id: {listed}");
     }
     let only_bob = ok(tessera(&app, &["session", "list", "--user", "bob"], "").await);
-    assert!(only_bob.contains(&b.session_id));
-    assert!(!only_bob.contains(&a1.session_id));
+    assert!(only_bob.contains(&app.session_handle(&b.session_id)));
+    assert!(!only_bob.contains(&app.session_handle(&a1.session_id)));
     assert!(!listed.contains(&a1.csrf), "session list shows no CSRF token");
 
+    // Revoked by the id sign-in returned...
     ok(tessera(&app, &["session", "revoke", &a1.session_id], "").await);
     assert_unauthorized(app.refused_within_a_second(&a1.jwt, &a1.csrf).await).await;
     assert_eq!(app.status(&a2.jwt, &a2.csrf).await.status(), StatusCode::OK);
     let again = tessera(&app, &["session", "revoke", &a1.session_id], "").await;
     user_error(&again);
-
-    ok(tessera(&app, &["session", "revoke", "--user", "alice"], "").await);
+    // ...or by the handle the list shows.
+    let handle = app.session_handle(&a2.session_id);
+    ok(tessera(&app, &["session", "revoke", &handle], "").await);
     assert_unauthorized(app.refused_within_a_second(&a2.jwt, &a2.csrf).await).await;
+    user_error(&tessera(&app, &["session", "revoke", "not-a-handle"], "").await);
+
+    let a3 = app.sign_in_ok("alice", "s3cret").await;
+    ok(tessera(&app, &["session", "revoke", "--user", "alice"], "").await);
+    assert_unauthorized(app.refused_within_a_second(&a3.jwt, &a3.csrf).await).await;
     assert_eq!(app.status(&b.jwt, &b.csrf).await.status(), StatusCode::OK);
     let listed = ok(tessera(&app, &["session", "list"], "").await);
-    assert!(!listed.contains(&a2.session_id), "{listed}");
-    assert!(listed.contains(&b.session_id), "{listed}");
+    assert!(!listed.contains(&app.session_handle(&a3.session_id)), "{listed}");
+    assert!(listed.contains(&app.session_handle(&b.session_id)), "{listed}");
 }
 
 both_backends!(keys_rotate_reaches_the_running_server_within_seconds, config = cli_config);
