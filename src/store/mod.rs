@@ -11,6 +11,7 @@ pub mod dialect;
 pub mod exec;
 pub mod idempotency;
 mod limits;
+mod signing_keys;
 pub mod throttle;
 
 use std::str::FromStr;
@@ -22,6 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 use crate::clock::Micros;
+pub use signing_keys::KeyRow;
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds. The body
 /// is compiled once per backend, so one SQL text serves both.
@@ -88,17 +90,6 @@ pub struct SessionRow {
     /// The roles of the API key the session was opened with (a JSON array),
     /// if it was.
     pub key_roles: Option<String>,
-}
-
-/// A signing key as stored. `private_der` is sealed (see `auth::secrets`),
-/// except in rows from before sealing, which start seals at once.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct KeyRow {
-    pub kid: String,
-    pub algorithm: String,
-    pub private_der: Vec<u8>,
-    pub public_raw: Vec<u8>,
-    pub created_at: Micros,
 }
 
 /// One audit entry.
@@ -484,36 +475,6 @@ impl Store {
             .bind(now).bind(reason).bind(user.id).execute(pool).await.map(|r| r.rows_affected()))
         .context("ending a user's sessions")?;
         Ok(Some(done))
-    }
-
-    // ---- signing keys ------------------------------------------------------
-
-    /// Adds a key to the ring.
-    pub async fn add_key(&self, key: &KeyRow) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_der, public_raw, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&key.kid).bind(&key.algorithm).bind(&key.private_der).bind(&key.public_raw)
-            .bind(key.created_at).execute(pool).await.map(|r| r.rows_affected()))
-        .context("storing a signing key")?;
-        Ok(())
-    }
-
-    /// Every key, oldest first.
-    pub async fn keys(&self) -> Result<Vec<KeyRow>> {
-        on_pool!(self, pool => sqlx::query_as(
-            "SELECT kid, algorithm, private_der, public_raw, created_at FROM signing_keys ORDER BY created_at, kid")
-            .fetch_all(pool).await)
-        .context("loading signing keys")
-    }
-
-    /// Replaces a key's unsealed private key by its sealed form, if the row
-    /// still holds `plain` (a concurrent sealer wins; sealing is idempotent).
-    pub async fn seal_key(&self, kid: &str, plain: &[u8], sealed: &[u8]) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
-            "UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND private_der = $3")
-            .bind(sealed).bind(kid).bind(plain).execute(pool).await.map(|r| r.rows_affected()))
-        .context("sealing a signing key")?;
-        Ok(())
     }
 
     // ---- audit -------------------------------------------------------------

@@ -35,7 +35,7 @@ Employees = ["query", "insert", "update", "delete"]
 "#;
 
 /// The server side of the CLI tests runs with the same config file.
-fn cli_config(config: &mut Config) {
+pub(crate) fn cli_config(config: &mut Config) {
     let file = Config::parse(CONFIG).unwrap();
     config.password = file.password;
     config.datasources = file.datasources;
@@ -43,14 +43,14 @@ fn cli_config(config: &mut Config) {
 }
 
 /// Writes the config file into the test's scratch directory.
-fn config_file(db: &TestDb) -> PathBuf {
+pub(crate) fn config_file(db: &TestDb) -> PathBuf {
     let path = db.dir.path().join("tessera.test.toml");
     std::fs::write(&path, CONFIG).unwrap();
     path
 }
 
 /// Runs `tessera ARGS --config FILE --database URL` against the app's database.
-async fn tessera(app: &TestApp, args: &[&str], stdin: &str) -> Ran {
+pub(crate) async fn tessera(app: &TestApp, args: &[&str], stdin: &str) -> Ran {
     let config = config_file(&app.db);
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--config", config.to_str().unwrap(), "--database", &app.db.url]);
@@ -58,13 +58,13 @@ async fn tessera(app: &TestApp, args: &[&str], stdin: &str) -> Ran {
 }
 
 /// Asserts exit status 0 and returns standard output.
-fn ok(ran: Ran) -> String {
+pub(crate) fn ok(ran: Ran) -> String {
     assert_eq!(ran.code, 0, "expected success: {ran:?}");
     ran.stdout
 }
 
 /// Asserts a user error: exit status 1 and one sentence on standard error.
-fn user_error(ran: &Ran) -> &str {
+pub(crate) fn user_error(ran: &Ran) -> &str {
     assert_eq!(ran.code, 1, "expected a user error: {ran:?}");
     let lines: Vec<&str> = ran.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line on stderr: {:?}", ran.stderr);
@@ -401,8 +401,10 @@ impl Drop for KillOnDrop {
 /// A running `tessera serve --demo`.
 struct Demo {
     child: KillOnDrop,
-    /// The `curl` line it printed.
+    /// The `curl` line it printed (signing in with the password).
     curl: String,
+    /// The second `curl` line (signing in with the demo API key).
+    key_curl: String,
     /// Everything it printed before the `curl` line.
     printed: Vec<String>,
     /// Its log (standard error), collected as it comes.
@@ -459,7 +461,15 @@ fn start_demo(dir: &Path, url: &str) -> Demo {
         let left = deadline.saturating_duration_since(Instant::now());
         match received.recv_timeout(left) {
             Ok(line) if line.starts_with("curl ") => {
-                return Demo { child, curl: line, printed, log };
+                let key_curl = loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match received.recv_timeout(left) {
+                        Ok(next) if next.starts_with("curl ") => break next,
+                        Ok(next) => printed.push(next),
+                        Err(e) => panic!("no key curl line from serve --demo ({e}): {printed:?}"),
+                    }
+                };
+                return Demo { child, curl: line, key_curl, printed, log };
             }
             Ok(line) => printed.push(line),
             Err(e) => panic!("no curl line from serve --demo ({e}); it printed {printed:?}"),
@@ -483,15 +493,23 @@ async fn serve_demo_prints_a_curl_line_that_signs_in_as_steve(db: TestDb) {
     let dir = db.dir.path().to_owned();
     let url = db.url.clone();
 
-    let (demo, body, code) = tokio::task::spawn_blocking(move || {
+    let (demo, body, code, by_key) = tokio::task::spawn_blocking(move || {
         let demo = start_demo(&dir, &url);
         // The exact line, then the same line asked for its status code only.
         let body = shell(&demo.curl);
         let code = shell(&format!("{} -o /dev/null -w '%{{http_code}}'", demo.curl));
-        (demo, body, code)
+        let by_key = shell(&demo.key_curl);
+        (demo, body, code, by_key)
     })
     .await
     .unwrap();
+
+    // The second line signs in as steve with the demo API key.
+    let by_key = String::from_utf8(by_key.stdout).unwrap();
+    assert_eq!(keys_in_order(&by_key), SEED_FIELDS, "{by_key}");
+    assert!(by_key.contains(r#""userName":"steve""#), "{by_key}");
+    let key_secret = demo.key_curl.split('\'').find(|p| p.starts_with("Authorization: ")).unwrap();
+    let key_secret = key_secret.trim_start_matches("Authorization: Token ").to_owned();
 
     assert!(body.status.success(), "{body:?}");
     let text = String::from_utf8(body.stdout).unwrap();
@@ -550,9 +568,21 @@ async fn serve_demo_prints_a_curl_line_that_signs_in_as_steve(db: TestDb) {
         ("the JWT", jwt),
         ("the JWT's signature", jwt.rsplit('.').next().unwrap()),
         ("the CSRF token", csrf),
+        ("the session id", json["sessionId"].as_str().unwrap()),
+        ("the API key credential", key_secret.as_str()),
+        ("the API key secret", &tessera_key_secret(&key_secret)),
     ] {
         assert!(!log.contains(secret), "the server log holds {what}");
     }
+}
+
+/// The `tsk_` secret inside a `base64(steve:tsk_…)` credential.
+fn tessera_key_secret(credential: &str) -> String {
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, credential);
+    let text = String::from_utf8(bytes.unwrap()).unwrap();
+    let secret = text.split_once(':').unwrap().1.to_owned();
+    assert!(secret.starts_with("tsk_"), "{secret}");
+    secret
 }
 
 fn base64_std(text: &str) -> String {
