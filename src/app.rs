@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::query;
 use crate::store::Store;
 use crate::store::changes::Change;
+use crate::store::sign_ins::SignIns;
 
 /// The catalog of `config`, every role filter checked like any filter.
 pub fn load_catalog(config: &Config) -> Result<Catalog> {
@@ -36,6 +37,8 @@ pub struct App {
     /// The keys derived from the secret key (design §4.7).
     pub secrets: Secrets,
     pub hasher: Hasher,
+    /// Writes sign-ins' sessions and audit entries in batches.
+    pub sign_ins: SignIns,
     pub gate: gate::Cache,
     /// This server's metrics registry (never a process global).
     pub metrics: Metrics,
@@ -75,7 +78,9 @@ impl AppState {
         keys.refresh(&store, clock.now()).await?;
         let gate = gate::Cache::default();
         let metrics = Metrics::new();
-        let app = App { config, store, clock, catalog, keys, secrets, hasher, gate, metrics };
+        let sign_ins = SignIns::start(store.clone());
+        let app =
+            App { config, store, clock, catalog, keys, secrets, hasher, sign_ins, gate, metrics };
         Ok(Self(Arc::new(app)))
     }
 
@@ -88,6 +93,7 @@ impl AppState {
             hasher: &self.hasher,
             keys: &self.keys,
             secrets: &self.secrets,
+            sign_ins: &self.sign_ins,
             gate: &self.gate,
         }
     }

@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 use subtle::ConstantTimeEq;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::Auth;
 use super::signin::{Opening, SignedIn};
@@ -64,10 +64,7 @@ impl Auth<'_> {
             api_key_id: Some(key.id),
             expires_at: key.expires_at,
         };
-        let signed_in = self.open_session(opening, now).await?;
-        info!(key = key.id, "signed in with an API key");
-        self.record(&audit("sign-in", "API key")).await;
-        Ok(signed_in)
+        self.open_session(opening, &audit("sign-in", "API key"), now).await
     }
 }
 

@@ -30,5 +30,6 @@ pub struct Auth<'a> {
     pub hasher: &'a password::Hasher,
     pub keys: &'a tokens::KeyRing,
     pub secrets: &'a secrets::Secrets,
+    pub sign_ins: &'a crate::store::sign_ins::SignIns,
     pub gate: &'a gate::Cache,
 }

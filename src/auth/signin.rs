@@ -14,6 +14,7 @@ use super::tokens::Claims;
 use super::{Auth, Principal};
 use crate::clock::Micros;
 use crate::error::ApiError;
+use crate::store::sign_ins::{NewAudit, NewSession};
 use crate::store::{AuditEvent, UserRow};
 
 /// A new session, as the seed's 200 body shows it.
@@ -129,23 +130,35 @@ impl Auth<'_> {
             self.store.rehash_password(user_row.id, &user_row.password_hash, &new_hash).await?;
         }
 
-        let signed_in = self.open_session(user_row.into(), now).await?;
-        self.record(&audit("sign-in", "")).await;
-        Ok(signed_in)
+        self.open_session(user_row.into(), &audit("sign-in", ""), now).await
     }
 
     /// Opens a session (stored by the digests of its id and CSRF token
-    /// only) and signs its JWT.
+    /// only, with the `audit` entry of its sign-in) and signs its JWT.
     pub(crate) async fn open_session(
         &self,
         who: Opening,
+        audit: &AuditEvent<'_>,
         now: Micros,
     ) -> Result<SignedIn, ApiError> {
         let session_id = uuid::Uuid::new_v4().to_string();
         let csrf = uuid::Uuid::new_v4().to_string();
         let digest = self.secrets.session_digest(&session_id);
-        let csrf_digest = self.secrets.csrf_digest(&csrf);
-        self.store.create_session(&digest, who.user_id, &csrf_digest, who.api_key_id, now).await?;
+        let session = NewSession {
+            id_digest: digest.clone(),
+            user_id: who.user_id,
+            csrf_digest: self.secrets.csrf_digest(&csrf),
+            api_key_id: who.api_key_id,
+            created_at: now,
+        };
+        let audit = NewAudit {
+            at: audit.at,
+            event: "sign-in",
+            user_name: audit.user_name.map(str::to_owned),
+            client: audit.client.map(str::to_owned),
+            detail: audit.detail.to_owned(),
+        };
+        self.sign_ins.record(session, Some(audit)).await?;
         let iat = now.div_euclid(1_000_000);
         let mut exp = iat + self.config.session.max_lifetime.0.as_secs() as i64;
         if let Some(expires_at) = who.expires_at {

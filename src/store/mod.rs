@@ -11,6 +11,7 @@ pub mod dialect;
 pub mod exec;
 pub mod idempotency;
 mod limits;
+pub mod sign_ins;
 mod signing_keys;
 pub mod throttle;
 
@@ -389,24 +390,6 @@ impl Store {
     }
 
     // ---- sessions ----------------------------------------------------------
-
-    /// Records a new session by the digests of its id and CSRF token,
-    /// opened with the API key `api_key_id` if one was used.
-    pub async fn create_session(
-        &self,
-        id_digest: &str,
-        user_id: i64,
-        csrf_digest: &str,
-        api_key_id: Option<i64>,
-        now: Micros,
-    ) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO sessions (id, user_id, csrf, api_key_id, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $5)")
-            .bind(id_digest).bind(user_id).bind(csrf_digest).bind(api_key_id).bind(now)
-            .execute(pool).await.map(|r| r.rows_affected()))
-        .context("creating a session")?;
-        Ok(())
-    }
 
     /// A session with its user, by the digest of its id, if it exists
     /// (live or not).
