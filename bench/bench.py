@@ -126,6 +126,9 @@ def write_config(path: Path, db, memory_kib=19456, iterations=2, user_failures=5
 database = "{url}"
 max_limit = 1000
 
+[secrets]
+key_file = "{path.parent / 'tessera.key'}"   # beside the config, never in the repository
+
 [password]
 memory_kib = {memory_kib}
 iterations = {iterations}
@@ -440,6 +443,73 @@ def s3_storm(ctx):
            detail=f"per-run ratios {', '.join(f'{b / a:.1f}' for a, b in zip(base_s, storm_s))}")
     hratio = med(storm_h) / med(base_h)
     figure("S3", "storm isolation: p99 /healthz storm ÷ no storm", hratio, "ratio", "≤ 5 (same bar)", hratio <= 5)
+
+
+# S11 (issue 14): API key sign-ins against password sign-ins, same server,
+# same run, 16 connections each, alternating; and /v1/status p99 while 16
+# connections sign in with keys (S3's isolation bar).
+
+
+def add_keys(config: Path, users: list[str]) -> list[str]:
+    """One API key per user, made with `tessera key add`; returns the secrets."""
+    secrets = []
+    for name in users:
+        r = tessera(config, "key", "add", name, "--name", "bench")
+        secrets.append(r.stdout.strip())
+    record_command(f"tessera --config tessera.toml key add bench01 --name bench   # bench01..bench{len(users):02d}")
+    return secrets
+
+
+def s11_keys(ctx):
+    srv = ctx["server"]
+    users = ctx["users"]
+    secrets = add_keys(ctx["config"], users)
+    key_file = ctx["tmp"] / "keys.txt"
+    key_file.write_text("".join(token_header(u, k) + "\n" for u, k in zip(users, secrets)))
+    sign_in(srv.port, users[0], secrets[0])  # a key signs in before the storm
+    password, key = [], []
+    for i in range(ARGS.runs):
+        for rates, auth in ((password, ctx["auth_file"]), (key, key_file)):
+            r = signin_storm(srv, auth, ARGS.duration)
+            js = r.get("json", {})
+            codes = js.get("by_status", {})
+            if set(codes) != {"200"}:
+                raise RuntimeError(f"S11: sign-ins were not all 200: {codes}")
+            rates.append(codes["200"] / (js.get("duration_us", 1) / 1e6))
+        log(f"S11 run {i + 1}: password {password[-1]:,.1f}/s, key {key[-1]:,.0f}/s "
+            f"(× {key[-1] / password[-1]:,.0f})")
+    runs = lambda xs, f="{:,.0f}": ", ".join(f.format(x) for x in xs)
+    figure("S11", "password sign-ins/s, 16 connections, 32 users", med(password), "sign-ins/s",
+           detail=f"runs {runs(password, '{:,.1f}')}; argon2id at the default cost")
+    figure("S11", "API key sign-ins/s, 16 connections, 32 keys", med(key), "sign-ins/s", "≥ 5,000",
+           med(key) >= 5000, detail=f"runs {runs(key)}; every answer 200")
+    ratio = med(key) / med(password)
+    figure("S11", "key sign-ins/s ÷ password sign-ins/s (same server, alternating)", ratio, "ratio", "≥ 50",
+           ratio >= 50, detail=f"per-run ratios {runs([k / p for k, p in zip(key, password)])}")
+
+    sess = sign_in(srv.port, users[1])
+    rate, dur = ARGS.probe_rate, ARGS.duration
+    base, storm = [], []
+    for i in range(ARGS.runs):
+        s, _ = probes(srv.port, sess["jwt"], sess["csrf"], rate, dur)
+        result = {}
+        t = threading.Thread(target=lambda: result.update(signin_storm(srv, key_file, dur + 2)))
+        t.start()
+        time.sleep(1.0)
+        s2, _ = probes(srv.port, sess["jwt"], sess["csrf"], rate, dur)
+        t.join()
+        if s["bad"] or s2["bad"]:
+            raise RuntimeError("S11: a probe got a non-200 answer")
+        base.append(s["p99"])
+        storm.append(s2["p99"])
+        codes = result.get("json", {}).get("by_status", {})
+        log(f"S11 run {i + 1}: status p99 {s['p99']:.2f} → {s2['p99']:.2f} ms during the key storm ({codes})")
+    fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)
+    figure("S11", "p99 GET /v1/status, no storm", med(base), "ms", detail=f"runs {fmt(base)}")
+    figure("S11", "p99 GET /v1/status, 16 clients signing in with keys", med(storm), "ms", detail=f"runs {fmt(storm)}")
+    iso = med(storm) / med(base)
+    figure("S11", "key storm isolation: p99 /v1/status storm ÷ no storm", iso, "ratio", "≤ 5", iso <= 5,
+           detail=f"per-run ratios {', '.join(f'{b / a:.1f}' for a, b in zip(base, storm))}")
 
 
 def api_available(srv) -> bool:
@@ -1246,7 +1316,7 @@ def main():
     auth_file = tmp / "auth.txt"
     auth_file.write_text("".join(token_header(u) + "\n" for u in users))
     srv = Server(cfg, tmp)
-    ctx = {"tmp": tmp, "config": cfg, "db": db, "server": srv, "auth_file": auth_file}
+    ctx = {"tmp": tmp, "config": cfg, "db": db, "server": srv, "auth_file": auth_file, "users": users}
     try:
         srv.start()
         record_command("tessera --config tessera.toml serve --listen 127.0.0.1:$PORT")
@@ -1261,6 +1331,8 @@ def main():
             s3_storm(ctx)
         if want("S4", "S6", "S13", "S14", "S16"):
             s4_query_sqlite(ctx)
+        if want("S11"):
+            s11_keys(ctx)
         srv.stop()
         if want("S5", "S6", "S16"):
             s5_s6_postgres(ctx)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::auth::password::Hasher;
+use crate::auth::secrets::Secrets;
 use crate::auth::tokens::KeyRing;
 use crate::auth::{Auth, gate};
 use crate::catalog::{self, Catalog};
@@ -18,6 +19,7 @@ use crate::query;
 use crate::store::Store;
 use crate::store::changes::Change;
 use crate::store::share::Share;
+use crate::store::sign_ins::SignIns;
 
 /// The catalog of `config`, every role filter checked like any filter.
 pub fn load_catalog(config: &Config) -> Result<Catalog> {
@@ -33,7 +35,11 @@ pub struct App {
     pub clock: Clock,
     pub catalog: Catalog,
     pub keys: KeyRing,
+    /// The keys derived from the secret key (design §4.7).
+    pub secrets: Secrets,
     pub hasher: Hasher,
+    /// Writes sign-ins' sessions and audit entries in batches.
+    pub sign_ins: SignIns,
     pub gate: gate::Cache,
     /// The part of the pool data work may hold, so the gate never waits.
     pub share: Share,
@@ -65,16 +71,31 @@ impl AppState {
     /// before it listens.
     pub async fn start(config: Config, clock: Clock) -> Result<Self> {
         let catalog = load_catalog(&config)?;
+        let secrets = Secrets::load(&config.secrets)?;
         let timeout = config.network.statement_timeout.0;
         let store = Store::open_limited(&config.database.0, Some(timeout)).await?;
         catalog::sync_tables(&store, &catalog).await?;
         let hasher = Hasher::new(&config.password)?;
-        let keys = KeyRing::new(&config.issuer, clock::micros(config.session.max_lifetime.0));
+        let lifetime = clock::micros(config.session.max_lifetime.0);
+        let keys = KeyRing::new(&config.issuer, lifetime, secrets.clone());
         keys.refresh(&store, clock.now()).await?;
         let gate = gate::Cache::default();
         let metrics = Metrics::new();
         let share = Share::new(&store, timeout);
-        let app = App { config, store, clock, catalog, keys, hasher, gate, share, metrics };
+        let sign_ins = SignIns::start(store.clone());
+        let app = App {
+            config,
+            store,
+            clock,
+            catalog,
+            keys,
+            secrets,
+            hasher,
+            sign_ins,
+            gate,
+            share,
+            metrics,
+        };
         Ok(Self(Arc::new(app)))
     }
 
@@ -86,6 +107,8 @@ impl AppState {
             config: &self.config,
             hasher: &self.hasher,
             keys: &self.keys,
+            secrets: &self.secrets,
+            sign_ins: &self.sign_ins,
             gate: &self.gate,
         }
     }

@@ -37,6 +37,8 @@ pub struct Config {
     #[serde(default)]
     pub network: NetworkConfig,
     #[serde(default)]
+    pub secrets: SecretsConfig,
+    #[serde(default)]
     pub datasources: IndexMap<String, DatasourceConfig>,
     /// role → datasource → what the role grants on it.
     #[serde(default)]
@@ -55,6 +57,7 @@ impl Default for Config {
             password: PasswordConfig::default(),
             throttle: ThrottleConfig::default(),
             network: NetworkConfig::default(),
+            secrets: SecretsConfig::default(),
             datasources: IndexMap::new(),
             roles: BTreeMap::new(),
         }
@@ -157,6 +160,21 @@ impl Default for ThrottleConfig {
             ip_failures: 50,
             window: HumanDuration(Duration::from_secs(15 * 60)),
         }
+    }
+}
+
+/// `[secrets]`: where the secret key is (design §3, §4.7).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// 32 random bytes, made (mode 0600) if missing; relative to the working
+    /// directory. The environment variable `TESSERA_SECRET_KEY` wins over it.
+    pub key_file: std::path::PathBuf,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self { key_file: "tessera.key".into() }
     }
 }
 

@@ -34,10 +34,13 @@ pub async fn start(config: Config, clock: Clock) -> Result<AppState> {
 }
 
 /// What `tessera check` does: the config file, the catalog and the database
-/// agree (missing tables are created, as at start).
+/// agree (missing tables are created, as at start), and the database's
+/// signing keys open with the secret key in use.
 pub async fn check(config: &Config) -> Result<()> {
     let catalog = app::load_catalog(config)?;
+    let secrets = auth::secrets::Secrets::load(&config.secrets)?;
     let store = Store::open(&config.database.0).await?;
+    auth::tokens::check_sealed(&store, &secrets).await?;
     catalog::sync_tables(&store, &catalog).await
 }
 

@@ -55,6 +55,8 @@ struct Entry {
     /// The session's state as last read (who it is, is in `principal`).
     state: SessionState,
     principal: Arc<Principal>,
+    /// The digest the session is stored (and named in change notices) by.
+    digest: String,
     fetched_at: Micros,
     /// The latest use seen by this process.
     last_used: AtomicI64,
@@ -64,6 +66,7 @@ struct Entry {
 
 /// What the gate checks of a session besides who it is.
 struct SessionState {
+    /// The digest of the session's CSRF token.
     csrf: String,
     created_at: Micros,
     last_used_at: Micros,
@@ -195,6 +198,7 @@ impl Auth<'_> {
                 "Missing CSRF token: send ?csrf=<csrf> or the header X-CSRF-Token: <csrf>, with the csrf from sign-in.".into(),
             )
         })?;
+        let csrf = self.secrets.csrf_digest(csrf);
         if !bool::from(csrf.as_bytes().ct_eq(entry.state.csrf.as_bytes())) {
             return Err(ApiError::Forbidden(
                 "The CSRF token does not belong to this session: send the csrf returned with this jwt.".into(),
@@ -205,8 +209,9 @@ impl Auth<'_> {
     }
 
     async fn load(&self, session_id: &str, exp: i64, now: Micros) -> Result<Arc<Entry>, ApiError> {
+        let digest = self.secrets.session_digest(session_id);
         let SessionRow {
-            id,
+            id: _,
             user_id,
             csrf,
             created_at,
@@ -215,23 +220,33 @@ impl Auth<'_> {
             user_name,
             org_uid,
             disabled,
+            key_roles,
         } = self
             .store
-            .session(session_id)
+            .session(&digest)
             .await?
             .ok_or_else(|| unauthorized("The session of this token does not exist."))?;
+        let user_roles = self.store.user_roles(user_id).await?;
         let principal = Arc::new(Principal {
-            session_id: id,
+            session_id: session_id.to_owned(),
             user_id,
             user_name,
             org_uid,
-            roles: self.store.user_roles(user_id).await?,
+            roles: super::api_keys::narrow(user_roles, key_roles.as_deref()),
         });
         let state =
             SessionState { csrf, created_at, last_used_at, ended: ended_at.is_some(), disabled };
         let last_used = AtomicI64::new(last_used_at);
         let refreshing = AtomicBool::new(false);
-        Ok(Arc::new(Entry { exp, state, principal, fetched_at: now, last_used, refreshing }))
+        Ok(Arc::new(Entry {
+            exp,
+            state,
+            principal,
+            digest,
+            fetched_at: now,
+            last_used,
+            refreshing,
+        }))
     }
 
     fn check_live(&self, entry: &Entry, now: Micros) -> Result<Caller, ApiError> {
@@ -268,7 +283,7 @@ impl Auth<'_> {
         let interval = (micros(self.config.session.idle_timeout.0) / 10).clamp(1, 5_000_000);
         let stored = entry.state.last_used_at;
         if now - stored >= interval && previous - stored < interval {
-            self.store.touch_session(&entry.principal.session_id, now).await?;
+            self.store.touch_session(&entry.digest, now).await?;
         }
         Ok(())
     }
@@ -281,7 +296,7 @@ impl Auth<'_> {
     /// Acts on a change notice from the database: forget what it touches.
     pub fn apply_change(&self, change: &Change) {
         match change {
-            Change::Session(id) => self.forget_session(id),
+            Change::Session(digest) => self.gate.remove_where(|entry| entry.digest == *digest),
             Change::User(id) => self.gate.remove_where(|entry| entry.principal.user_id == *id),
             Change::Keys => {}
             Change::Missed => self.gate.remove_where(|_| true),

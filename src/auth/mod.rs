@@ -2,10 +2,13 @@
 //! the key ring, and the gate every signed-in call passes (design §1.2).
 //! Nothing here knows HTTP; the `http` layer hands in header values.
 
+pub mod api_keys;
 pub mod credentials;
 pub mod gate;
+mod key_signin;
 pub mod password;
 pub mod principal;
+pub mod secrets;
 pub mod signin;
 pub mod throttle;
 pub mod tokens;
@@ -26,5 +29,7 @@ pub struct Auth<'a> {
     pub config: &'a Config,
     pub hasher: &'a password::Hasher,
     pub keys: &'a tokens::KeyRing,
+    pub secrets: &'a secrets::Secrets,
+    pub sign_ins: &'a crate::store::sign_ins::SignIns,
     pub gate: &'a gate::Cache,
 }

@@ -1,17 +1,21 @@
 //! Signing in (design §1.1, §4.1, §4.2): throttle, check the password,
-//! open a session, sign its JWT, and audit the attempt either way.
+//! open a session, sign its JWT, and audit the attempt either way. A
+//! password shaped like an API key goes to `key_signin` instead (§4.7).
 
 use std::net::IpAddr;
 
 use anyhow::Context;
 use tracing::{info, instrument, warn};
 
+use super::api_keys::Shape;
 use super::password::{HashError, Verdict};
 use super::throttle::{address_key, invalid_user_name, shown};
 use super::tokens::Claims;
 use super::{Auth, Principal};
+use crate::clock::Micros;
 use crate::error::ApiError;
-use crate::store::AuditEvent;
+use crate::store::sign_ins::{NewAudit, NewSession};
+use crate::store::{AuditEvent, UserRow};
 
 /// A new session, as the seed's 200 body shows it.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -25,6 +29,33 @@ pub struct SignedIn {
     pub csrf: String,
     pub jwt: String,
     pub status: String,
+}
+
+/// Who a new session is for, and what it was opened with.
+pub(crate) struct Opening {
+    pub user_id: i64,
+    pub name: String,
+    pub org_uid: String,
+    pub display_name: String,
+    pub email: String,
+    /// The API key used, if one was.
+    pub api_key_id: Option<i64>,
+    /// When the key expires, if it does: the session's JWT ends no later.
+    pub expires_at: Option<Micros>,
+}
+
+impl From<UserRow> for Opening {
+    fn from(user: UserRow) -> Self {
+        Self {
+            user_id: user.id,
+            name: user.name,
+            org_uid: user.org_uid,
+            display_name: user.display_name,
+            email: user.email,
+            api_key_id: None,
+            expires_at: None,
+        }
+    }
 }
 
 impl Auth<'_> {
@@ -54,6 +85,15 @@ impl Auth<'_> {
             let event = AuditEvent { user_name: None, ..audit("sign-in refused", why) };
             self.count_refusal(&event, &format!("name:{}", address_key(client))).await;
             return Err(ApiError::invalid_credentials());
+        }
+        match super::api_keys::shape(&password) {
+            Shape::Password => {}
+            Shape::Key => return self.sign_in_with_key(user, &password, client, now).await,
+            Shape::Mistyped => {
+                // Refused on its face: no database look-up, no counter.
+                warn!(outcome = "failure", reason = "mistyped API key", "sign-in failed");
+                return Err(ApiError::invalid_credentials());
+            }
         }
 
         let attempt = self.admit(user, client).await?;
@@ -90,28 +130,57 @@ impl Auth<'_> {
             self.store.rehash_password(user_row.id, &user_row.password_hash, &new_hash).await?;
         }
 
+        self.open_session(user_row.into(), &audit("sign-in", ""), now).await
+    }
+
+    /// Opens a session (stored by the digests of its id and CSRF token
+    /// only, with the `audit` entry of its sign-in) and signs its JWT.
+    pub(crate) async fn open_session(
+        &self,
+        who: Opening,
+        audit: &AuditEvent<'_>,
+        now: Micros,
+    ) -> Result<SignedIn, ApiError> {
         let session_id = uuid::Uuid::new_v4().to_string();
         let csrf = uuid::Uuid::new_v4().to_string();
-        self.store.create_session(&session_id, user_row.id, &csrf, now).await?;
+        let digest = self.secrets.session_digest(&session_id);
+        let session = NewSession {
+            id_digest: digest.clone(),
+            user_id: who.user_id,
+            csrf_digest: self.secrets.csrf_digest(&csrf),
+            api_key_id: who.api_key_id,
+            created_at: now,
+        };
+        let audit = NewAudit {
+            at: audit.at,
+            event: "sign-in",
+            user_name: audit.user_name.map(str::to_owned),
+            client: audit.client.map(str::to_owned),
+            detail: audit.detail.to_owned(),
+        };
+        self.sign_ins.record(session, Some(audit)).await?;
         let iat = now.div_euclid(1_000_000);
+        let mut exp = iat + self.config.session.max_lifetime.0.as_secs() as i64;
+        if let Some(expires_at) = who.expires_at {
+            exp = exp.min(expires_at.div_euclid(1_000_000));
+        }
         let claims = Claims {
             session: session_id.clone(),
             csrf: csrf.clone(),
-            org_uid: user_row.org_uid.clone(),
-            sub: user_row.name.clone(),
+            org_uid: who.org_uid.clone(),
+            sub: who.name.clone(),
             iat,
-            exp: iat + self.config.session.max_lifetime.0.as_secs() as i64,
+            exp,
             iss: self.config.issuer.clone(),
         };
         let jwt = self.keys.sign(&claims).context("signing a session token")?;
-        info!(outcome = "success", session = %session_id, "signed in");
-        self.record(&audit("sign-in", "")).await;
+        info!(outcome = "success", session = super::secrets::handle(&digest), "signed in");
         Ok(SignedIn {
-            org_uid: user_row.org_uid,
+            org_uid: who.org_uid,
             session_id,
-            user_name: user_row.name,
-            display_name: user_row.display_name,
-            email_address: user_row.email,
+            user_name: who.name,
+            display_name: who.display_name,
+            email_address: who.email,
             csrf,
             jwt,
             status: "OK".into(),
@@ -119,10 +188,11 @@ impl Auth<'_> {
     }
 
     /// Ends the caller's own session.
-    #[instrument(skip_all, fields(user = %principal.user_name, session = %principal.session_id))]
+    #[instrument(skip_all, fields(user = %principal.user_name))]
     pub async fn sign_out(&self, principal: &Principal) -> Result<(), ApiError> {
         let now = self.clock.now();
-        self.store.end_session(&principal.session_id, "signed out", now).await?;
+        let digest = self.secrets.session_digest(&principal.session_id);
+        self.store.end_session(&digest, "signed out", now).await?;
         self.forget_session(&principal.session_id);
         info!("signed out");
         self.record(&AuditEvent {

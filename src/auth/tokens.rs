@@ -1,7 +1,9 @@
 //! JWTs (design §1.3): Ed25519-signed, `kid` in the header, claims
 //! `session`, `csrf`, `org_uid`, `sub`, `iat`, `exp`, `iss`. Keys live in
 //! the database as a ring: the newest key signs, and every key that may
-//! still have signed a live token verifies. Only EdDSA is accepted.
+//! still have signed a live token verifies. Only EdDSA is accepted. The
+//! private keys are sealed under the secret key (`auth::secrets`): a copy
+//! of the database alone cannot sign.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,6 +16,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::secrets::Secrets;
 use crate::clock::Micros;
 use crate::store::{KeyRow, Store};
 
@@ -67,6 +70,7 @@ pub struct KeyRing {
     refreshing: Arc<tokio::sync::Mutex<()>>,
     issuer: Arc<str>,
     max_lifetime: Micros,
+    secrets: Secrets,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -75,45 +79,55 @@ impl std::fmt::Debug for KeyRing {
     }
 }
 
-/// Makes a new Ed25519 key for the ring.
-pub fn new_key(now: Micros) -> Result<KeyRow> {
+/// Makes a new Ed25519 key for the ring, its private part sealed.
+pub fn new_key(now: Micros, secrets: &Secrets) -> Result<KeyRow> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no randomness for a signing key: {e}"))?;
     let key = SigningKey::from_bytes(&seed);
     let der = key.to_pkcs8_der().map_err(|e| anyhow!("encoding a signing key: {e}"))?;
+    let kid = uuid::Uuid::new_v4().simple().to_string();
     Ok(KeyRow {
-        kid: uuid::Uuid::new_v4().simple().to_string(),
+        private_der: secrets.seal(&kid, der.as_bytes())?,
+        kid,
         algorithm: "EdDSA".into(),
-        private_der: der.as_bytes().to_vec(),
         public_raw: key.verifying_key().to_bytes().to_vec(),
         created_at: now,
     })
 }
 
 impl KeyRing {
-    /// A ring for tokens issued by `issuer` that live at most `max_lifetime`.
-    pub fn new(issuer: &str, max_lifetime: Micros) -> Self {
+    /// A ring for tokens issued by `issuer` that live at most `max_lifetime`,
+    /// its private keys sealed under `secrets`.
+    pub fn new(issuer: &str, max_lifetime: Micros, secrets: Secrets) -> Self {
         Self {
             ring: Arc::default(),
             refreshing: Arc::default(),
             issuer: issuer.into(),
             max_lifetime,
+            secrets,
         }
     }
 
     /// Reloads the ring from the database, creating the first key if there
-    /// is none.
+    /// is none and sealing any key stored before sealing.
     pub async fn refresh(&self, store: &Store, now: Micros) -> Result<()> {
         let _one_at_a_time = self.refreshing.lock().await;
         // Time never runs backwards for the ring, whoever computed `now` first.
         let now = now.max(self.current().built_at);
         let mut rows = store.keys().await?;
         if rows.is_empty() {
-            store.add_key(&new_key(now)?).await?;
+            store.add_key(&new_key(now, &self.secrets)?).await?;
             rows = store.keys().await?;
         }
+        for row in &mut rows {
+            if !Secrets::is_sealed(&row.private_der) {
+                let sealed = self.secrets.seal(&row.kid, &row.private_der)?;
+                store.seal_key(&row.kid, &row.private_der, &sealed).await?;
+                row.private_der = sealed;
+            }
+        }
         // Rebuilt every time: besides new keys, time alone retires old ones.
-        let ring = build(&rows, now, self.max_lifetime)?;
+        let ring = build(&rows, now, self.max_lifetime, &self.secrets)?;
         *self.ring.write().map_err(|_| anyhow!("key ring lock poisoned"))? = Arc::new(ring);
         Ok(())
     }
@@ -181,7 +195,7 @@ impl KeyRing {
 /// Builds the ring from stored keys: the newest signs; a key verifies while
 /// a token it signed may still be live, i.e. until `max_lifetime` after its
 /// successor appeared.
-fn build(rows: &[KeyRow], now: Micros, max_lifetime: Micros) -> Result<Ring> {
+fn build(rows: &[KeyRow], now: Micros, max_lifetime: Micros, secrets: &Secrets) -> Result<Ring> {
     let mut ring = Ring { built_at: now, ..Ring::default() };
     for (i, row) in rows.iter().enumerate() {
         let superseded_at = rows.get(i + 1).map(|next| next.created_at);
@@ -198,8 +212,31 @@ fn build(rows: &[KeyRow], now: Micros, max_lifetime: Micros) -> Result<Ring> {
         ring.order.push(row.kid.clone());
     }
     let newest = rows.last().context("no signing keys")?;
-    ring.signing = Some((newest.kid.clone(), EncodingKey::from_ed_der(&newest.private_der)));
+    let private = open(newest, secrets)?;
+    ring.signing = Some((newest.kid.clone(), EncodingKey::from_ed_der(&private)));
     Ok(ring)
+}
+
+/// A stored key's private part, opened with the secret key in use.
+fn open(row: &KeyRow, secrets: &Secrets) -> Result<Vec<u8>> {
+    secrets.open(&row.kid, &row.private_der).map_err(|e| {
+        anyhow!(
+            "the database's signing key {} cannot be opened with the secret key in use ({e}): \
+             start with the secret key this database was made with (key_file or TESSERA_SECRET_KEY)",
+            row.kid
+        )
+    })
+}
+
+/// Checks that every signing key in the database opens with `secrets`
+/// (`tessera check`); keys stored before sealing count as opening.
+pub async fn check_sealed(store: &Store, secrets: &Secrets) -> Result<()> {
+    for row in store.keys().await? {
+        if Secrets::is_sealed(&row.private_der) {
+            open(&row, secrets)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -218,10 +255,28 @@ mod tests {
         }
     }
 
+    fn secrets() -> Secrets {
+        Secrets::from_master(&[3; 32])
+    }
+
+    fn new_key(now: Micros) -> Result<KeyRow> {
+        super::new_key(now, &secrets())
+    }
+
     fn ring_with(rows: &[KeyRow]) -> KeyRing {
-        let ring = KeyRing::new("tessera", 3_600_000_000);
-        *ring.ring.write().unwrap() = Arc::new(build(rows, 0, ring.max_lifetime).unwrap());
+        let ring = KeyRing::new("tessera", 3_600_000_000, secrets());
+        let built = build(rows, 0, ring.max_lifetime, &secrets()).unwrap();
+        *ring.ring.write().unwrap() = Arc::new(built);
         ring
+    }
+
+    #[test]
+    fn a_ring_sealed_under_another_secret_key_cannot_sign() {
+        let key = new_key(0).unwrap();
+        assert!(Secrets::is_sealed(&key.private_der));
+        let other = Secrets::from_master(&[4; 32]);
+        let error = build(&[key], 0, 1, &other).err().unwrap().to_string();
+        assert!(error.contains("cannot be opened with the secret key in use"), "{error}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use super::{PasswordSource, SessionCommand, UserCommand};
 use crate::auth::password::Hasher;
+use crate::auth::secrets::{self, Secrets};
 use crate::auth::tokens::new_key;
 use crate::clock::{Clock, iso8601};
 use crate::config::Config;
@@ -15,7 +16,9 @@ use crate::store::{AuditEvent, NewUser, Store};
 /// `tessera keys rotate`.
 pub async fn rotate_keys(config: &Config) -> Result<()> {
     let store = Store::open(&config.database.0).await?;
-    let key = new_key(Clock::system().now())?;
+    let secrets = Secrets::load(&config.secrets)?;
+    crate::auth::tokens::check_sealed(&store, &secrets).await?;
+    let key = new_key(Clock::system().now(), &secrets)?;
     store.add_key(&key).await?;
     println!("new signing key {}; running servers sign with it within a few seconds", key.kid);
     Ok(())
@@ -47,7 +50,7 @@ fn read_password(source: &PasswordSource) -> Result<String> {
     Ok(password)
 }
 
-fn check_roles(config: &Config, roles: &[String]) -> Result<()> {
+pub(super) fn check_roles(config: &Config, roles: &[String]) -> Result<()> {
     for role in roles {
         if !config.roles.contains_key(role) {
             let known: Vec<&str> = config.roles.keys().map(String::as_str).collect();
@@ -60,7 +63,7 @@ fn check_roles(config: &Config, roles: &[String]) -> Result<()> {
     Ok(())
 }
 
-async fn audit(store: &Store, event: &str, user: &str, detail: &str) -> Result<()> {
+pub(super) async fn audit(store: &Store, event: &str, user: &str, detail: &str) -> Result<()> {
     store
         .audit(&AuditEvent {
             at: Clock::system().now(),
@@ -72,7 +75,7 @@ async fn audit(store: &Store, event: &str, user: &str, detail: &str) -> Result<(
         .await
 }
 
-fn no_such_user(name: &str) -> anyhow::Error {
+pub(super) fn no_such_user(name: &str) -> anyhow::Error {
     anyhow!("user {name} does not exist")
 }
 
@@ -159,16 +162,39 @@ pub async fn user(config: Config, command: UserCommand) -> Result<()> {
     Ok(())
 }
 
+/// The stored digest and user of the session `id`: a session id as sign-in
+/// returned it (a UUID), or a handle as `session list` shows it.
+async fn find_session(store: &Store, config: &Config, id: &str) -> Result<(String, String)> {
+    let missing = || anyhow!("session {id} does not exist");
+    if uuid::Uuid::try_parse(id).is_ok() {
+        let digest = Secrets::load(&config.secrets)?.session_digest(id);
+        let row = store.session(&digest).await?.ok_or_else(missing)?;
+        return Ok((row.id, row.user_name));
+    }
+    if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "{id:?} is neither a session id nor a handle: give the sessionId from sign-in, \
+             or the SESSION column of `tessera session list`"
+        );
+    }
+    let mut found = store.sessions_by_handle(&id.to_ascii_lowercase()).await?;
+    match (found.pop(), found.pop()) {
+        (Some(row), None) => Ok((row.id, row.user_name)),
+        (Some(_), Some(_)) => bail!("handle {id} names more than one session: give more of it"),
+        (None, _) => Err(missing()),
+    }
+}
+
 pub async fn session(config: Config, command: SessionCommand) -> Result<()> {
     let now = Clock::system().now();
     let store = Store::open(&config.database.0).await?;
     match command {
         SessionCommand::List { user } => {
-            println!("{:<36} {:<20} {:<27} LAST USED", "SESSION", "USER", "CREATED");
+            println!("{:<12} {:<20} {:<27} LAST USED", "SESSION", "USER", "CREATED");
             for s in store.open_sessions(user.as_deref()).await? {
                 println!(
-                    "{:<36} {:<20} {:<27} {}",
-                    s.id,
+                    "{:<12} {:<20} {:<27} {}",
+                    secrets::handle(&s.id),
                     s.user_name,
                     iso8601(s.created_at),
                     iso8601(s.last_used_at)
@@ -176,13 +202,13 @@ pub async fn session(config: Config, command: SessionCommand) -> Result<()> {
             }
         }
         SessionCommand::Revoke { session_id: Some(id), .. } => {
-            let session =
-                store.session(&id).await?.ok_or_else(|| anyhow!("session {id} does not exist"))?;
-            if !store.end_session(&id, "revoked", now).await? {
+            let (digest, user) = find_session(&store, &config, &id).await?;
+            let handle = secrets::handle(&digest);
+            if !store.end_session(&digest, "revoked", now).await? {
                 bail!("session {id} has already ended");
             }
-            audit(&store, "session revoked", &session.user_name, &id).await?;
-            println!("session {id} revoked");
+            audit(&store, "session revoked", &user, handle).await?;
+            println!("session {handle} revoked");
         }
         SessionCommand::Revoke { session_id: None, user } => {
             let name = user.unwrap_or_default();

@@ -53,15 +53,35 @@ pub async fn serve(mut config: Config, demo: bool, database_given: bool) -> Resu
         let password = random_password()?;
         demo_account(&state.store, &state.hasher, &password, clock.now()).await?;
         demo_rows(&state).await?;
+        let key = super::keys::add_key(
+            &state.store,
+            &state.secrets,
+            "steve",
+            "demo",
+            &[],
+            None,
+            clock.now(),
+        )
+        .await?;
         println!("demo service account: org cloudio, user steve, password {password} (shown once)");
         println!("sign in with:");
+        println!("{}", curl_line(addr, &password));
         println!(
-            "curl -s -X POST http://{addr}/v1/auth -H 'Authorization: {}' -H 'Content-Type: application/json' -d '{{}}'",
-            token_header("steve", &password)
+            "or with the demo API key {} (shown once; `tessera key revoke {}` ends it):",
+            key.id, key.id
         );
+        println!("{}", curl_line(addr, &key.secret));
     }
     let _ = std::io::stdout().flush();
     crate::serve(state, listener, super::shutdown_signal()).await
+}
+
+/// A ready `curl` line that signs in as `steve` with `password` (or key secret).
+fn curl_line(addr: std::net::SocketAddr, password: &str) -> String {
+    format!(
+        "curl -s -X POST http://{addr}/v1/auth -H 'Authorization: {}' -H 'Content-Type: application/json' -d '{{}}'",
+        token_header("steve", password)
+    )
 }
 
 /// Creates the seed's own account, or gives it a new password if it exists.

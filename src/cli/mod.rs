@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod demo;
 mod explain;
+mod keys;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ enum Command {
     /// Manage the JWT signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage API keys: secrets machines sign in with instead of a password.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Say whether USER may do OPERATION on DATASOURCE, and why.
     Explain {
         user: String,
@@ -143,6 +147,30 @@ enum SessionCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a key for USER and print its secret, once.
+    Add {
+        user: String,
+        /// A label for the key, shown by `key list`.
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the key works, like 30d or 12h; forever if not given.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// A role of the user's the key carries; may be repeated (default: all the user's roles).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a key and end every session it opened.
+    Revoke { key_id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Add a new signing key; running servers sign with it within seconds.
     Rotate,
@@ -220,6 +248,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::User(command) => admin::user(config, command).await,
         Command::Session(command) => admin::session(config, command).await,
         Command::Keys(KeysCommand::Rotate) => admin::rotate_keys(&config).await,
+        Command::Key(command) => keys::key(config, command).await,
         Command::Explain { user, datasource, operation } => {
             explain::explain(&config, &user, &datasource, &operation).await
         }

@@ -4,6 +4,7 @@
 //! CONFLICT`, `RETURNING`) and runs on whichever pool is open; times are
 //! microseconds since the epoch, stored as BIGINT.
 
+pub mod api_keys;
 pub mod audit;
 pub mod changes;
 pub mod dialect;
@@ -11,6 +12,8 @@ pub mod exec;
 pub mod idempotency;
 mod limits;
 pub mod share;
+pub mod sign_ins;
+mod signing_keys;
 pub mod throttle;
 
 use std::str::FromStr;
@@ -22,6 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 use crate::clock::Micros;
+pub use signing_keys::KeyRow;
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds. The body
 /// is compiled once per backend, so one SQL text serves both.
@@ -72,7 +76,8 @@ pub struct NewUser<'a> {
     pub roles: &'a [String],
 }
 
-/// A session joined with its user, as the gate needs it.
+/// A session joined with its user, as the gate needs it. `id` and `csrf`
+/// are digests (see `auth::secrets`), never the values a client holds.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: String,
@@ -84,16 +89,9 @@ pub struct SessionRow {
     pub user_name: String,
     pub org_uid: String,
     pub disabled: bool,
-}
-
-/// A signing key as stored.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct KeyRow {
-    pub kid: String,
-    pub algorithm: String,
-    pub private_der: Vec<u8>,
-    pub public_raw: Vec<u8>,
-    pub created_at: Micros,
+    /// The roles of the API key the session was opened with (a JSON array),
+    /// if it was.
+    pub key_roles: Option<String>,
 }
 
 /// One audit entry.
@@ -111,11 +109,31 @@ macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
             "SELECT s.id, s.user_id, s.csrf, s.created_at, s.last_used_at, s.ended_at, ",
-            "u.name AS user_name, u.org_uid, u.disabled ",
+            "u.name AS user_name, u.org_uid, u.disabled, k.roles AS key_roles ",
             "FROM sessions s JOIN users u ON u.id = s.user_id ",
+            "LEFT JOIN api_keys k ON k.id = s.api_key_id ",
             $rest
         )
     };
+}
+
+/// Creates the SQLite file of `url` readable by its owner only (mode 0600)
+/// if it does not exist; SQLite gives its -wal and -shm files the same mode.
+fn create_private(url: &str) -> Result<()> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create SQLite database {path:?}")),
+    }
 }
 
 impl Store {
@@ -140,6 +158,7 @@ impl Store {
 
     async fn connect_limited(url: &str, statement_timeout: Option<Duration>) -> Result<Self> {
         if url.starts_with("sqlite:") {
+            create_private(url)?;
             let options = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("invalid SQLite URL {url:?}"))?
                 .create_if_missing(true)
@@ -378,25 +397,20 @@ impl Store {
 
     // ---- sessions ----------------------------------------------------------
 
-    /// Records a new session.
-    pub async fn create_session(
-        &self,
-        id: &str,
-        user_id: i64,
-        csrf: &str,
-        now: Micros,
-    ) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO sessions (id, user_id, csrf, created_at, last_used_at) VALUES ($1, $2, $3, $4, $4)")
-            .bind(id).bind(user_id).bind(csrf).bind(now).execute(pool).await.map(|r| r.rows_affected()))
-        .context("creating a session")?;
-        Ok(())
+    /// A session with its user, by the digest of its id, if it exists
+    /// (live or not).
+    pub async fn session(&self, id_digest: &str) -> Result<Option<SessionRow>> {
+        on_pool!(self, pool => sqlx::query_as(select_sessions!("WHERE s.id = $1")).bind(id_digest).fetch_optional(pool).await)
+            .context("loading a session")
     }
 
-    /// A session with its user, if it exists (live or not).
-    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
-        on_pool!(self, pool => sqlx::query_as(select_sessions!("WHERE s.id = $1")).bind(id).fetch_optional(pool).await)
-            .context("loading a session")
+    /// The sessions whose digest starts with `handle` (what `session list`
+    /// shows), at most two: one is an answer, two say the handle is too short.
+    pub async fn sessions_by_handle(&self, handle: &str) -> Result<Vec<SessionRow>> {
+        let pattern = format!("{handle}%");
+        on_pool!(self, pool => sqlx::query_as(select_sessions!("WHERE s.id LIKE $1 LIMIT 2"))
+            .bind(pattern).fetch_all(pool).await)
+        .context("finding a session")
     }
 
     /// Sessions that have not been ended, newest first, optionally of one user.
@@ -450,26 +464,6 @@ impl Store {
             .bind(now).bind(reason).bind(user.id).execute(pool).await.map(|r| r.rows_affected()))
         .context("ending a user's sessions")?;
         Ok(Some(done))
-    }
-
-    // ---- signing keys ------------------------------------------------------
-
-    /// Adds a key to the ring.
-    pub async fn add_key(&self, key: &KeyRow) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_der, public_raw, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&key.kid).bind(&key.algorithm).bind(&key.private_der).bind(&key.public_raw)
-            .bind(key.created_at).execute(pool).await.map(|r| r.rows_affected()))
-        .context("storing a signing key")?;
-        Ok(())
-    }
-
-    /// Every key, oldest first.
-    pub async fn keys(&self) -> Result<Vec<KeyRow>> {
-        on_pool!(self, pool => sqlx::query_as(
-            "SELECT kid, algorithm, private_der, public_raw, created_at FROM signing_keys ORDER BY created_at, kid")
-            .fetch_all(pool).await)
-        .context("loading signing keys")
     }
 
     // ---- audit -------------------------------------------------------------

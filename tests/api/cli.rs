@@ -35,7 +35,7 @@ Employees = ["query", "insert", "update", "delete"]
 "#;
 
 /// The server side of the CLI tests runs with the same config file.
-fn cli_config(config: &mut Config) {
+pub(crate) fn cli_config(config: &mut Config) {
     let file = Config::parse(CONFIG).unwrap();
     config.password = file.password;
     config.datasources = file.datasources;
@@ -43,14 +43,14 @@ fn cli_config(config: &mut Config) {
 }
 
 /// Writes the config file into the test's scratch directory.
-fn config_file(db: &TestDb) -> PathBuf {
+pub(crate) fn config_file(db: &TestDb) -> PathBuf {
     let path = db.dir.path().join("tessera.test.toml");
     std::fs::write(&path, CONFIG).unwrap();
     path
 }
 
 /// Runs `tessera ARGS --config FILE --database URL` against the app's database.
-async fn tessera(app: &TestApp, args: &[&str], stdin: &str) -> Ran {
+pub(crate) async fn tessera(app: &TestApp, args: &[&str], stdin: &str) -> Ran {
     let config = config_file(&app.db);
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--config", config.to_str().unwrap(), "--database", &app.db.url]);
@@ -58,13 +58,13 @@ async fn tessera(app: &TestApp, args: &[&str], stdin: &str) -> Ran {
 }
 
 /// Asserts exit status 0 and returns standard output.
-fn ok(ran: Ran) -> String {
+pub(crate) fn ok(ran: Ran) -> String {
     assert_eq!(ran.code, 0, "expected success: {ran:?}");
     ran.stdout
 }
 
 /// Asserts a user error: exit status 1 and one sentence on standard error.
-fn user_error(ran: &Ran) -> &str {
+pub(crate) fn user_error(ran: &Ran) -> &str {
     assert_eq!(ran.code, 1, "expected a user error: {ran:?}");
     let lines: Vec<&str> = ran.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line on stderr: {:?}", ran.stderr);
@@ -296,27 +296,37 @@ async fn session_list_and_revoke_by_id_and_by_user(app: TestApp) {
         assert_eq!(app.status(&s.jwt, &s.csrf).await.status(), StatusCode::OK);
     }
 
+    // The list shows a short handle of each session's digest, never its id.
     let listed = ok(tessera(&app, &["session", "list"], "").await);
     for s in [&a1, &a2, &b] {
-        assert!(listed.contains(&s.session_id), "{} not in {listed}", s.session_id);
+        let handle = app.session_handle(&s.session_id);
+        assert!(listed.contains(&handle), "{handle} not in {listed}");
+        assert!(!listed.contains(&s.session_id), "session list shows a session id: {listed}");
     }
     let only_bob = ok(tessera(&app, &["session", "list", "--user", "bob"], "").await);
-    assert!(only_bob.contains(&b.session_id));
-    assert!(!only_bob.contains(&a1.session_id));
+    assert!(only_bob.contains(&app.session_handle(&b.session_id)));
+    assert!(!only_bob.contains(&app.session_handle(&a1.session_id)));
     assert!(!listed.contains(&a1.csrf), "session list shows no CSRF token");
 
+    // Revoked by the id sign-in returned...
     ok(tessera(&app, &["session", "revoke", &a1.session_id], "").await);
     assert_unauthorized(app.refused_within_a_second(&a1.jwt, &a1.csrf).await).await;
     assert_eq!(app.status(&a2.jwt, &a2.csrf).await.status(), StatusCode::OK);
     let again = tessera(&app, &["session", "revoke", &a1.session_id], "").await;
     user_error(&again);
-
-    ok(tessera(&app, &["session", "revoke", "--user", "alice"], "").await);
+    // ...or by the handle the list shows.
+    let handle = app.session_handle(&a2.session_id);
+    ok(tessera(&app, &["session", "revoke", &handle], "").await);
     assert_unauthorized(app.refused_within_a_second(&a2.jwt, &a2.csrf).await).await;
+    user_error(&tessera(&app, &["session", "revoke", "not-a-handle"], "").await);
+
+    let a3 = app.sign_in_ok("alice", "s3cret").await;
+    ok(tessera(&app, &["session", "revoke", "--user", "alice"], "").await);
+    assert_unauthorized(app.refused_within_a_second(&a3.jwt, &a3.csrf).await).await;
     assert_eq!(app.status(&b.jwt, &b.csrf).await.status(), StatusCode::OK);
     let listed = ok(tessera(&app, &["session", "list"], "").await);
-    assert!(!listed.contains(&a2.session_id), "{listed}");
-    assert!(listed.contains(&b.session_id), "{listed}");
+    assert!(!listed.contains(&app.session_handle(&a3.session_id)), "{listed}");
+    assert!(listed.contains(&app.session_handle(&b.session_id)), "{listed}");
 }
 
 both_backends!(keys_rotate_reaches_the_running_server_within_seconds, config = cli_config);
@@ -391,8 +401,10 @@ impl Drop for KillOnDrop {
 /// A running `tessera serve --demo`.
 struct Demo {
     child: KillOnDrop,
-    /// The `curl` line it printed.
+    /// The `curl` line it printed (signing in with the password).
     curl: String,
+    /// The second `curl` line (signing in with the demo API key).
+    key_curl: String,
     /// Everything it printed before the `curl` line.
     printed: Vec<String>,
     /// Its log (standard error), collected as it comes.
@@ -449,7 +461,15 @@ fn start_demo(dir: &Path, url: &str) -> Demo {
         let left = deadline.saturating_duration_since(Instant::now());
         match received.recv_timeout(left) {
             Ok(line) if line.starts_with("curl ") => {
-                return Demo { child, curl: line, printed, log };
+                let key_curl = loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match received.recv_timeout(left) {
+                        Ok(next) if next.starts_with("curl ") => break next,
+                        Ok(next) => printed.push(next),
+                        Err(e) => panic!("no key curl line from serve --demo ({e}): {printed:?}"),
+                    }
+                };
+                return Demo { child, curl: line, key_curl, printed, log };
             }
             Ok(line) => printed.push(line),
             Err(e) => panic!("no curl line from serve --demo ({e}); it printed {printed:?}"),
@@ -473,15 +493,23 @@ async fn serve_demo_prints_a_curl_line_that_signs_in_as_steve(db: TestDb) {
     let dir = db.dir.path().to_owned();
     let url = db.url.clone();
 
-    let (demo, body, code) = tokio::task::spawn_blocking(move || {
+    let (demo, body, code, by_key) = tokio::task::spawn_blocking(move || {
         let demo = start_demo(&dir, &url);
         // The exact line, then the same line asked for its status code only.
         let body = shell(&demo.curl);
         let code = shell(&format!("{} -o /dev/null -w '%{{http_code}}'", demo.curl));
-        (demo, body, code)
+        let by_key = shell(&demo.key_curl);
+        (demo, body, code, by_key)
     })
     .await
     .unwrap();
+
+    // The second line signs in as steve with the demo API key.
+    let by_key = String::from_utf8(by_key.stdout).unwrap();
+    assert_eq!(keys_in_order(&by_key), SEED_FIELDS, "{by_key}");
+    assert!(by_key.contains(r#""userName":"steve""#), "{by_key}");
+    let key_secret = demo.key_curl.split('\'').find(|p| p.starts_with("Authorization: ")).unwrap();
+    let key_secret = key_secret.trim_start_matches("Authorization: Token ").to_owned();
 
     assert!(body.status.success(), "{body:?}");
     let text = String::from_utf8(body.stdout).unwrap();
@@ -540,9 +568,21 @@ async fn serve_demo_prints_a_curl_line_that_signs_in_as_steve(db: TestDb) {
         ("the JWT", jwt),
         ("the JWT's signature", jwt.rsplit('.').next().unwrap()),
         ("the CSRF token", csrf),
+        ("the session id", json["sessionId"].as_str().unwrap()),
+        ("the API key credential", key_secret.as_str()),
+        ("the API key secret", &tessera_key_secret(&key_secret)),
     ] {
         assert!(!log.contains(secret), "the server log holds {what}");
     }
+}
+
+/// The `tsk_` secret inside a `base64(steve:tsk_…)` credential.
+fn tessera_key_secret(credential: &str) -> String {
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, credential);
+    let text = String::from_utf8(bytes.unwrap()).unwrap();
+    let secret = text.split_once(':').unwrap().1.to_owned();
+    assert!(secret.starts_with("tsk_"), "{secret}");
+    secret
 }
 
 fn base64_std(text: &str) -> String {

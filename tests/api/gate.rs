@@ -183,8 +183,10 @@ both_backends!(a_token_signed_by_a_key_outside_the_ring_is_401);
 async fn a_token_signed_by_a_key_outside_the_ring_is_401(app: TestApp) {
     let s = steve(&app).await;
     let real_kid = jwt_parts(&s.jwt).0["kid"].as_str().unwrap().to_owned();
-    let stranger = new_key(app.clock.now()).unwrap();
-    let key = EncodingKey::from_ed_der(&stranger.private_der);
+    let stranger = new_key(app.clock.now(), &app.state.secrets).unwrap();
+    let key = EncodingKey::from_ed_der(
+        &app.state.secrets.open(&stranger.kid, &stranger.private_der).unwrap(),
+    );
     let claims = claims_of(&s);
 
     for (what, kid) in [
@@ -265,7 +267,12 @@ async fn sign_out_makes_the_jwt_401_at_once(app: TestApp) {
     assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "OK"}));
     assert_unauthorized(app.status(&s.jwt, &s.csrf).await).await;
     assert_unauthorized(app.sign_out(&s.jwt, &s.csrf).await).await;
-    let row = app.store().session(&s.session_id).await.unwrap().unwrap();
+    let row = app
+        .store()
+        .session(&app.state.secrets.session_digest(&s.session_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(row.ended_at.is_some(), "the session row is ended");
     // The user's other session is untouched.
     assert_eq!(app.status(&other.jwt, &other.csrf).await.status(), StatusCode::OK);
@@ -287,7 +294,12 @@ async fn sign_out_without_the_csrf_token_is_403_and_ends_nothing(app: TestApp) {
 
     assert_error(response, 403, "Access Denied").await;
     assert_eq!(app.status(&s.jwt, &s.csrf).await.status(), StatusCode::OK);
-    let row = app.store().session(&s.session_id).await.unwrap().unwrap();
+    let row = app
+        .store()
+        .session(&app.state.secrets.session_digest(&s.session_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.ended_at, None);
 }
 
@@ -298,7 +310,16 @@ async fn ending_the_session_in_the_store_is_refused_within_a_second(app: TestApp
     assert_eq!(app.status(&s.jwt, &s.csrf).await.status(), StatusCode::OK);
 
     // As another process (the CLI, another instance) would.
-    assert!(app.store().end_session(&s.session_id, "revoked", app.clock.now()).await.unwrap());
+    assert!(
+        app.store()
+            .end_session(
+                &app.state.secrets.session_digest(&s.session_id),
+                "revoked",
+                app.clock.now()
+            )
+            .await
+            .unwrap()
+    );
 
     assert_unauthorized(app.refused_within_a_second(&s.jwt, &s.csrf).await).await;
     assert_eq!(app.status(&other.jwt, &other.csrf).await.status(), StatusCode::OK);
@@ -441,7 +462,7 @@ async fn after_key_rotation_old_tokens_verify_and_new_tokens_carry_the_new_kid(a
     let old = steve(&app).await;
     let old_kid = jwt_parts(&old.jwt).0["kid"].as_str().unwrap().to_owned();
 
-    let key = new_key(app.clock.now() + 1).unwrap();
+    let key = new_key(app.clock.now() + 1, &app.state.secrets).unwrap();
     app.store().add_key(&key).await.unwrap();
     app.state.keys.refresh(app.store(), app.clock.now()).await.unwrap();
 
@@ -459,7 +480,7 @@ async fn after_key_rotation_old_tokens_verify_and_new_tokens_carry_the_new_kid(a
 both_backends!(a_running_server_signs_with_a_key_added_by_another_process_within_seconds);
 async fn a_running_server_signs_with_a_key_added_by_another_process_within_seconds(app: TestApp) {
     app.add_user("steve", "cloudio", "s3cret", &[]).await;
-    let key = new_key(app.clock.now() + 1).unwrap();
+    let key = new_key(app.clock.now() + 1, &app.state.secrets).unwrap();
 
     app.store().add_key(&key).await.unwrap();
 
@@ -478,7 +499,7 @@ both_backends!(a_retired_key_stops_verifying_once_no_token_it_signed_can_be_live
 async fn a_retired_key_stops_verifying_once_no_token_it_signed_can_be_live(app: TestApp) {
     app.add_user("steve", "cloudio", "s3cret", &[]).await;
     let old = app.store().keys().await.unwrap().pop().unwrap();
-    let key = new_key(app.clock.now() + 1).unwrap();
+    let key = new_key(app.clock.now() + 1, &app.state.secrets).unwrap();
     app.store().add_key(&key).await.unwrap();
     app.state.keys.refresh(app.store(), app.clock.now()).await.unwrap();
     let max_lifetime = app.state.config.session.max_lifetime.0;
@@ -491,9 +512,12 @@ async fn a_retired_key_stops_verifying_once_no_token_it_signed_can_be_live(app: 
     let s = app.sign_in_ok("steve", "s3cret").await;
     let mut head = Header::new(Algorithm::EdDSA);
     head.kid = Some(old.kid.clone());
-    let forged =
-        jsonwebtoken::encode(&head, &claims_of(&s), &EncodingKey::from_ed_der(&old.private_der))
-            .unwrap();
+    let forged = jsonwebtoken::encode(
+        &head,
+        &claims_of(&s),
+        &EncodingKey::from_ed_der(&app.state.secrets.open(&old.kid, &old.private_der).unwrap()),
+    )
+    .unwrap();
     assert_token_refused(&app, &forged, &s.csrf, "a token signed by a retired key").await;
     let kids: Vec<Value> =
         app.jwks().await["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();

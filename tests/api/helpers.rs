@@ -174,6 +174,12 @@ impl TestDb {
         }
     }
 
+    /// The secret key file of this test's servers and CLI runs: in the
+    /// scratch directory, where `tessera` run there finds it by default.
+    pub fn key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("tessera.key")
+    }
+
     /// For SQLite: whether the database files on disk (main file and WAL)
     /// hold `needle` anywhere, in any page.
     pub fn sqlite_files_contain(&self, needle: &[u8]) -> bool {
@@ -275,6 +281,7 @@ impl TestApp {
     /// Starts the real server on `127.0.0.1:0` over `db` with `config`.
     pub async fn spawn(db: TestDb, mut config: Config) -> Self {
         config.database = DatabaseUrl(db.url.clone());
+        config.secrets.key_file = db.key_file();
         let server = Server::start(config, Clock::system()).await;
         Self { server, db }
     }
@@ -304,6 +311,12 @@ impl Server {
             client: client(),
             shutdown: Some(shutdown),
         }
+    }
+
+    /// The short handle `tessera session list` shows for a session.
+    pub fn session_handle(&self, session_id: &str) -> String {
+        let digest = self.state.secrets.session_digest(session_id);
+        tessera::auth::secrets::handle(&digest).to_owned()
     }
 
     pub fn store(&self) -> &Store {
@@ -553,6 +566,7 @@ pub fn tessera_command(dir: &Path) -> std::process::Command {
     command
         .current_dir(dir)
         .env_remove("TESSERA_DATABASE_URL")
+        .env_remove("TESSERA_SECRET_KEY")
         .env_remove("RUST_LOG")
         .env("NO_PROXY", "*")
         .env("no_proxy", "*");

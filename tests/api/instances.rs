@@ -58,7 +58,7 @@ both_backends!(a_key_rotated_through_one_instance_reaches_the_other_within_secon
 async fn a_key_rotated_through_one_instance_reaches_the_other_within_seconds(app: TestApp) {
     let other = app.another_instance().await;
     app.add_user("steve", "cloudio", "s3cret", &[]).await;
-    let key = new_key(app.clock.now() + 1).unwrap();
+    let key = new_key(app.clock.now() + 1, &app.state.secrets).unwrap();
 
     app.store().add_key(&key).await.unwrap();
     app.state.keys.refresh(app.store(), app.clock.now()).await.unwrap();

@@ -8,6 +8,7 @@
 #[macro_use]
 mod helpers;
 
+mod api_keys;
 mod audit;
 mod auth;
 mod cli;
