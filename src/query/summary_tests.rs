@@ -11,8 +11,9 @@ use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use serde_json::{Value, json};
 
 use super::bind::tests::{catalog, prepare_all};
-use super::plan::Planned;
-use super::tests::{drop_postgres_database, eval, filter, postgres_database, query, rows, seeded};
+use super::tests::{
+    filter, on_postgres, on_sqlite, picked_by_model, query, rows, same_on_both_backends, seeded,
+};
 use crate::catalog::values::datetime;
 
 /// Every aggregate function over every kind of value.
@@ -137,13 +138,7 @@ fn check_summaries_against_model(url: &str, cases: u32) {
                 "aggregateList": aggregates(), "sort": {"count": if desc { -1 } else { 1 }},
                 "offset": offset, "limit": 1000});
             let response = runtime.block_on(query(&store, &catalog, q.clone())).unwrap();
-            let body = json!({"q": {"ds": "Things", "query": q}});
-            let plan = prepare_all(&serde_json::to_vec(&body).unwrap(), &catalog).unwrap();
-            let Planned::Query(bound) = &plan.aliases[0].action else { unreachable!() };
-            let picked: Vec<&Value> = all_rows
-                .iter()
-                .filter(|row| bound.filter.iter().all(|f| eval(f, row, &catalog)))
-                .collect();
+            let picked = picked_by_model(&q, &catalog, &all_rows);
             let mut groups: Vec<(Vec<Value>, Vec<&Value>)> = Vec::new();
             for row in &picked {
                 let key: Vec<Value> = keys.iter().map(|k| row[*k].clone()).collect();
@@ -201,45 +196,25 @@ fn check_summaries_against_model(url: &str, cases: u32) {
 
 #[test]
 fn generated_summaries_on_sqlite_match_the_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("q.db").display());
-    check_summaries_against_model(&url, 128);
+    on_sqlite(|url| check_summaries_against_model(url, 128));
 }
 
 #[test]
 fn generated_summaries_on_postgres_match_the_model() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let Some((url, admin, name)) = postgres_database(&runtime) else { return };
-    check_summaries_against_model(&url, 64);
-    drop_postgres_database(&runtime, &admin, &name);
+    on_postgres(|url| check_summaries_against_model(url, 64));
 }
 
 #[test]
 fn both_backends_write_the_same_summaries() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let Some((url, admin, name)) = postgres_database(&runtime) else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite_url = format!("sqlite://{}", dir.path().join("q.db").display());
-    runtime.block_on(async {
-        let (pg, catalog) = seeded(&url).await;
-        let (lite, _) = seeded(&sqlite_url).await;
-        for q in [
-            json!({"aggregateList": aggregates(), "limit": 10}),
-            json!({"aggregateList": aggregates(), "groupByAttributeCodeList": ["flag", "day"], "limit": 100}),
-            json!({"aggregateList": aggregates(), "groupByAttributeCodeList": ["name"],
-                "sort": {"amountAvg": -1, "scoreSum": 1}, "limit": 5, "offset": 2}),
-            json!({"aggregateList": aggregates(), "groupByAttributeCodeList": ["at"], "limit": 100}),
-            json!({"groupByAttributeCodeList": ["amount", "score"], "limit": 100}),
-            json!({"fetchDistinct": true, "projection": {"flag": 1, "at": 1, "amount": 1}, "limit": 100}),
-        ] {
-            let mut a = query(&pg, &catalog, q.clone()).await.unwrap();
-            let mut b = query(&lite, &catalog, q.clone()).await.unwrap();
-            a["data"]["q"]["queryElapsed"] = json!(0);
-            b["data"]["q"]["queryElapsed"] = json!(0);
-            assert_eq!(a.to_string(), b.to_string(), "query {q}");
-        }
-    });
-    drop_postgres_database(&runtime, &admin, &name);
+    same_on_both_backends(&[
+        json!({"aggregateList": aggregates(), "limit": 10}),
+        json!({"aggregateList": aggregates(), "groupByAttributeCodeList": ["flag", "day"], "limit": 100}),
+        json!({"aggregateList": aggregates(), "groupByAttributeCodeList": ["name"],
+            "sort": {"amountAvg": -1, "scoreSum": 1}, "limit": 5, "offset": 2}),
+        json!({"aggregateList": aggregates(), "groupByAttributeCodeList": ["at"], "limit": 100}),
+        json!({"groupByAttributeCodeList": ["amount", "score"], "limit": 100}),
+        json!({"fetchDistinct": true, "projection": {"flag": 1, "at": 1, "amount": 1}, "limit": 100}),
+    ]);
 }
 
 /// A Sum of whole numbers beyond 64 bits is the client's 400 on both
@@ -265,18 +240,19 @@ async fn sum_beyond_64_bits_is_refused(url: &str) {
     assert_eq!(v["data"]["q"]["data"][0]["id"].to_string(), "439208192231180000");
 }
 
-#[tokio::test]
-async fn sum_beyond_64_bits_is_a_400_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    sum_beyond_64_bits_is_refused(&format!("sqlite://{}", dir.path().join("q.db").display())).await;
+/// Runs an async check to its end on a runtime of its own.
+fn block_on(check: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(check);
+}
+
+#[test]
+fn sum_beyond_64_bits_is_a_400_on_sqlite() {
+    on_sqlite(|url| block_on(sum_beyond_64_bits_is_refused(url)));
 }
 
 #[test]
 fn sum_beyond_64_bits_is_a_400_on_postgres() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let Some((url, admin, name)) = postgres_database(&runtime) else { return };
-    runtime.block_on(sum_beyond_64_bits_is_refused(&url));
-    drop_postgres_database(&runtime, &admin, &name);
+    on_postgres(|url| block_on(sum_beyond_64_bits_is_refused(url)));
 }
 
 #[test]

@@ -280,30 +280,66 @@ pub(super) fn filter() -> impl Strategy<Value = Value> {
     })
 }
 
-/// A fresh PostgreSQL database URL (and a closure's worth of cleanup), or
-/// `None` when `TESSERA_TEST_POSTGRES_URL` is not set.
-pub(super) fn postgres_database(
-    runtime: &tokio::runtime::Runtime,
-) -> Option<(String, String, String)> {
+/// Runs `check` with the URL of a fresh SQLite file.
+pub(super) fn on_sqlite(check: impl FnOnce(&str)) {
+    let dir = tempfile::tempdir().unwrap();
+    check(&format!("sqlite://{}", dir.path().join("q.db").display()));
+}
+
+/// Runs `check` with the URL of a fresh PostgreSQL database (dropped after),
+/// or says it was skipped when `TESSERA_TEST_POSTGRES_URL` is not set.
+pub(super) fn on_postgres(check: impl FnOnce(&str)) {
     let Ok(admin) = std::env::var("TESSERA_TEST_POSTGRES_URL") else {
         crate::testing::skip("set TESSERA_TEST_POSTGRES_URL to run the PostgreSQL variant");
-        return None;
+        return;
     };
     let name = format!("tessera_query_{}", uuid::Uuid::new_v4().simple());
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
-    runtime.block_on(async {
-        let store = Store::connect(&admin).await.unwrap();
-        store.execute_ddl(&format!("CREATE DATABASE {name}")).await.unwrap();
-        store.close().await;
-    });
-    Some((format!("{base}/{name}"), admin, name))
+    let ddl = |sql: String| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let store = Store::connect(&admin).await.unwrap();
+            store.execute_ddl(&sql).await.unwrap();
+            store.close().await;
+        });
+    };
+    ddl(format!("CREATE DATABASE {name}"));
+    check(&format!("{base}/{name}"));
+    ddl(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
 
-pub(super) fn drop_postgres_database(runtime: &tokio::runtime::Runtime, admin: &str, name: &str) {
-    runtime.block_on(async {
-        let store = Store::connect(admin).await.unwrap();
-        let _ = store.execute_ddl(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+/// Asserts that each query of Things answers the same JSON on both backends
+/// (`queryElapsed` aside); needs PostgreSQL.
+pub(super) fn same_on_both_backends(queries: &[Value]) {
+    on_postgres(|url| {
+        on_sqlite(|sqlite_url| {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (pg, catalog) = seeded(url).await;
+                let (lite, _) = seeded(sqlite_url).await;
+                for q in queries {
+                    let mut a = query(&pg, &catalog, q.clone()).await.unwrap();
+                    let mut b = query(&lite, &catalog, q.clone()).await.unwrap();
+                    a["data"]["q"]["queryElapsed"] = json!(0);
+                    b["data"]["q"]["queryElapsed"] = json!(0);
+                    assert_eq!(a.to_string(), b.to_string(), "query {q}");
+                }
+            });
+        });
     });
+}
+
+/// The rows of `all` that the model says the filter of query `q` picks.
+pub(super) fn picked_by_model<'a>(
+    q: &Value,
+    catalog: &Catalog,
+    all: &'a [Value],
+) -> Vec<&'a Value> {
+    let body = json!({"q": {"ds": "Things", "query": q}});
+    let plan = prepare_all(&serde_json::to_vec(&body).unwrap(), catalog).unwrap();
+    let super::plan::Planned::Query(bound) = &plan.aliases[0].action else { unreachable!() };
+    all.iter().filter(|row| bound.filter.iter().all(|f| eval(f, row, catalog))).collect()
 }
 
 fn check_filters_against_model(url: &str, cases: u32) {
@@ -315,12 +351,8 @@ fn check_filters_against_model(url: &str, cases: u32) {
         .run(&prop::collection::vec(filter(), 1..3), |filters| {
             let q = json!({"filter": filters, "projection": {"id": 1}, "sort": {"id": 1}, "limit": 1000});
             let response = runtime.block_on(query(&store, &catalog, q.clone())).unwrap();
-            let body = json!({"q": {"ds": "Things", "query": q}});
-            let plan = prepare_all(&serde_json::to_vec(&body).unwrap(), &catalog).unwrap();
-            let super::plan::Planned::Query(bound) = &plan.aliases[0].action else { unreachable!() };
-            let expected: Vec<i64> = all_rows
+            let expected: Vec<i64> = picked_by_model(&q, &catalog, &all_rows)
                 .iter()
-                .filter(|row| bound.filter.iter().all(|f| eval(f, row, &catalog)))
                 .map(|row| row["id"].as_i64().unwrap())
                 .collect();
             prop_assert_eq!(ids(&response), expected, "filter {}", q["filter"]);
@@ -331,43 +363,25 @@ fn check_filters_against_model(url: &str, cases: u32) {
 
 #[test]
 fn generated_filters_on_sqlite_match_the_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("q.db").display());
-    check_filters_against_model(&url, 256);
+    on_sqlite(|url| check_filters_against_model(url, 256));
 }
 
 #[test]
 fn generated_filters_on_postgres_match_the_model() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let Some((url, admin, name)) = postgres_database(&runtime) else { return };
-    check_filters_against_model(&url, 128);
-    drop_postgres_database(&runtime, &admin, &name);
+    on_postgres(|url| check_filters_against_model(url, 128));
 }
 
 #[test]
 fn both_backends_render_the_same_json() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let Some((url, admin, name)) = postgres_database(&runtime) else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite_url = format!("sqlite://{}", dir.path().join("q.db").display());
-    runtime.block_on(async {
-        let (pg, catalog) = seeded(&url).await;
-        let (lite, _) = seeded(&sqlite_url).await;
-        for sort in [
-            json!({"id": 1}),
-            json!({"name": 1}),
-            json!({"score": -1, "at": 1}),
-            json!({"day": 1, "ok": -1, "amount": 1}),
-        ] {
-            let q = json!({"sort": sort, "limit": 1000});
-            let mut a = query(&pg, &catalog, q.clone()).await.unwrap();
-            let mut b = query(&lite, &catalog, q).await.unwrap();
-            a["data"]["q"]["queryElapsed"] = json!(0);
-            b["data"]["q"]["queryElapsed"] = json!(0);
-            assert_eq!(a.to_string(), b.to_string(), "sort {sort}");
-        }
-    });
-    drop_postgres_database(&runtime, &admin, &name);
+    let sorts = [
+        json!({"id": 1}),
+        json!({"name": 1}),
+        json!({"score": -1, "at": 1}),
+        json!({"day": 1, "ok": -1, "amount": 1}),
+    ];
+    let queries: Vec<Value> =
+        sorts.into_iter().map(|sort| json!({"sort": sort, "limit": 1000})).collect();
+    same_on_both_backends(&queries);
 }
 
 #[tokio::test]
