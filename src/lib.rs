@@ -34,11 +34,12 @@ pub async fn start(config: Config, clock: Clock) -> Result<AppState> {
 }
 
 /// What `tessera check` does: the config file, the catalog and the database
-/// agree (missing tables are created, as at start).
-pub async fn check(config: &Config) -> Result<()> {
+/// agree (missing tables are created, as at start). Returns the open store.
+pub async fn check(config: &Config) -> Result<Store> {
     let catalog = app::load_catalog(config)?;
     let store = Store::open(&config.database.0).await?;
-    catalog::sync_tables(&store, &catalog).await
+    catalog::sync_tables(&store, &catalog).await?;
+    Ok(store)
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.

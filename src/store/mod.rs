@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod changes;
+mod connections;
 pub mod dialect;
 pub mod exec;
 pub mod idempotency;
@@ -17,11 +18,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::clock::Micros;
+pub use connections::ConnectionLimits;
+use connections::postgres_options;
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds. The body
 /// is compiled once per backend, so one SQL text serves both.
@@ -116,18 +119,6 @@ macro_rules! select_sessions {
             $rest
         )
     };
-}
-
-/// The connect options of a PostgreSQL URL, named `application_name` in
-/// `pg_stat_activity` unless the URL names itself.
-fn postgres_options(url: &str, application_name: &str) -> Result<PgConnectOptions> {
-    let shown = crate::config::redact_url(url);
-    let options = PgConnectOptions::from_str(url)
-        .with_context(|| format!("invalid PostgreSQL URL {shown:?}"))?;
-    Ok(match options.get_application_name() {
-        Some(_) => options,
-        None => options.application_name(application_name),
-    })
 }
 
 impl Store {

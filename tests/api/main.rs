@@ -18,6 +18,7 @@ mod guessing;
 mod idempotency;
 mod instances;
 mod limits;
+mod listener;
 mod network;
 mod observe;
 mod seed_client;
