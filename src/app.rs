@@ -100,29 +100,30 @@ impl AppState {
     /// (PostgreSQL); runs until aborted.
     pub async fn watch_changes(self) {
         self.store
-            .watch_changes(self.config.listen_url(), &self.gate.listener, |change| {
-                self.auth().apply_change(&change);
-                if matches!(change, Change::Keys | Change::Missed) {
-                    let state = self.clone();
-                    tokio::spawn(async move { state.refresh_keys().await });
-                }
-            })
+            .watch_changes(
+                self.config.listen_url(),
+                &self.gate.listener,
+                || self.clock.now(),
+                |change| {
+                    self.auth().apply_change(&change);
+                    if matches!(change, Change::Keys | Change::Missed) {
+                        let state = self.clone();
+                        tokio::spawn(async move { state.refresh_keys().await });
+                    }
+                },
+            )
             .await;
     }
 
-    /// Sends the change listener's heartbeat every [`HEARTBEAT`] and logs
-    /// when its health changes (PostgreSQL); runs until aborted.
-    pub async fn heartbeat(self) {
+    /// Logs when the change listener's health changes (PostgreSQL; its
+    /// heartbeat is sent by the listener itself); runs until aborted.
+    pub async fn watch_health(self) {
         if self.store.backend() == crate::store::Backend::Sqlite {
             return;
         }
         let mut tick = tokio::time::interval(HEARTBEAT);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = self.store.send_heartbeat(&self.gate.listener, self.clock.now()).await {
-                tracing::debug!(error = %format!("{e:#}"), "could not send a heartbeat");
-            }
             self.gate.listener.report(self.clock.now());
         }
     }

@@ -50,7 +50,7 @@ pub async fn serve(
 ) -> Result<()> {
     let housekeeping = tokio::spawn(state.clone().housekeeping());
     let watcher = tokio::spawn(state.clone().watch_changes());
-    let heartbeat = tokio::spawn(state.clone().heartbeat());
+    let health = tokio::spawn(state.clone().watch_health());
     let flusher = tokio::spawn(state.clone().flush_uses());
     let metrics = match &state.config.network.metrics_listen {
         Some(addr) => Some(tokio::spawn(serve_metrics(state.clone(), bind(addr).await?))),
@@ -61,7 +61,7 @@ pub async fn serve(
         http::server::serve(http::router(state.clone()), listener, &network, shutdown).await;
     housekeeping.abort();
     watcher.abort();
-    heartbeat.abort();
+    health.abort();
     flusher.abort();
     // The uses seen since the last flush, so the other instances know them.
     state.flush_uses_now().await;

@@ -5,8 +5,8 @@
 //! named `tessera-listener` in `pg_stat_activity`.
 //!
 //! A listener is trusted only while it proves itself: each instance sends a
-//! heartbeat notice on a channel of its own every [`HEARTBEAT`] and hears it
-//! come back. PostgreSQL delivers notices in commit order, so hearing a
+//! heartbeat notice on a channel of its own every [`HEARTBEAT`], over the
+//! listener's connection, and hears it come back. PostgreSQL delivers notices in commit order, so hearing a
 //! heartbeat sent at `t` proves every change committed before `t` was heard.
 //! [`Health`] says whether one was heard within [`SILENCE`]; the gate
 //! answers from memory only then, and re-reads on a short clock otherwise
@@ -30,9 +30,12 @@ const CHANNEL: &str = "tessera_changes";
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
 
 /// How long after the newest heartbeat heard back was sent the listener is
-/// still trusted: two heartbeats. A change it missed is thus refused within
-/// `SILENCE` plus the gate's re-read bound, inside the one-second contract.
-pub const SILENCE: Micros = 500_000;
+/// still trusted: a heartbeat's period plus 450 ms for its round trip (ten
+/// instances on two cores saw round trips past 250 ms). Every change
+/// committed before that send was heard, so a change is refused within
+/// `SILENCE` plus one query (the gate's fallback, `STALE`, is shorter):
+/// inside the one-second contract.
+pub const SILENCE: Micros = 700_000;
 
 /// With nothing at all heard for this long, the listener's connection is
 /// presumed dead (a peer gone without a word) and replaced.
@@ -121,9 +124,17 @@ impl Health {
 
 impl Store {
     /// Calls `on_change` for every change notice and keeps `health`
-    /// current, forever, listening on its own connection to `url`. Returns at
-    /// once on SQLite, which has no notices.
-    pub async fn watch_changes(&self, url: &str, health: &Health, on_change: impl Fn(Change)) {
+    /// current, forever, listening on its own connection to `url` and
+    /// sending the heartbeat (stamped with `now()`) on that same connection,
+    /// so that a busy pool cannot delay it. Returns at once on SQLite, which
+    /// has no notices.
+    pub async fn watch_changes(
+        &self,
+        url: &str,
+        health: &Health,
+        now: impl Fn() -> Micros,
+        on_change: impl Fn(Change),
+    ) {
         if !matches!(self, Self::Postgres(_)) {
             return;
         }
@@ -146,21 +157,40 @@ impl Store {
             }
             // Anything may have changed while no one listened.
             on_change(Change::Missed);
+            let mut beat = tokio::time::interval(HEARTBEAT);
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_heard = tokio::time::Instant::now();
             let why = loop {
-                match tokio::time::timeout(DEAF, listener.try_recv()).await {
-                    Ok(Ok(Some(notice))) if notice.channel() == health.channel => {
-                        if let Ok(sent) = notice.payload().parse() {
-                            health.heard(sent);
+                tokio::select! {
+                    _ = beat.tick() => {
+                        if last_heard.elapsed() > DEAF {
+                            break format!("nothing heard for {} s", DEAF.as_secs());
+                        }
+                        let send = sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(&health.channel)
+                            .bind(now().to_string())
+                            .execute(&mut listener);
+                        match tokio::time::timeout(DEAF, send).await {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(e)) => break format!("sending the heartbeat: {e}"),
+                            Err(_) => break format!("sending the heartbeat took over {} s", DEAF.as_secs()),
                         }
                     }
-                    Ok(Ok(Some(notice))) => {
-                        if let Some(change) = Change::parse(notice.payload()) {
-                            on_change(change);
+                    // Cancel-safe: sqlx reads a message whole or not at all.
+                    notice = listener.try_recv() => match notice {
+                        Ok(Some(notice)) => {
+                            last_heard = tokio::time::Instant::now();
+                            if notice.channel() == health.channel {
+                                if let Ok(sent) = notice.payload().parse() {
+                                    health.heard(sent);
+                                }
+                            } else if let Some(change) = Change::parse(notice.payload()) {
+                                on_change(change);
+                            }
                         }
-                    }
-                    Ok(Ok(None)) => break "its connection dropped".to_owned(),
-                    Ok(Err(e)) => break e.to_string(),
-                    Err(_) => break format!("nothing heard for {} s", DEAF.as_secs()),
+                        Ok(None) => break "its connection dropped".to_owned(),
+                        Err(e) => break e.to_string(),
+                    },
                 }
             };
             tracing::warn!(error = %why, "lost the change listener; reconnecting");
@@ -169,19 +199,6 @@ impl Store {
             on_change(Change::Missed);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-
-    /// Sends this instance's heartbeat (sent at `now`) on PostgreSQL: one
-    /// autocommit `pg_notify`. Does nothing on SQLite.
-    pub async fn send_heartbeat(&self, health: &Health, now: Micros) -> Result<()> {
-        let Self::Postgres(pool) = self else { return Ok(()) };
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&health.channel)
-            .bind(now.to_string())
-            .execute(pool)
-            .await
-            .context("sending the change listener's heartbeat")?;
-        Ok(())
     }
 }
 
