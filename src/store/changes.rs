@@ -30,8 +30,8 @@ const CHANNEL: &str = "tessera_changes";
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
 
 /// How long after the newest heartbeat heard back was sent the listener is
-/// still trusted: a heartbeat's period plus 450 ms for its round trip (ten
-/// instances on two cores saw round trips past 250 ms). Every change
+/// still trusted: a heartbeat's period plus 450 ms for its round trip (it
+/// reached 210 ms with ten instances loading two cores). Every change
 /// committed before that send was heard, so a change is refused within
 /// `SILENCE` plus one query (the gate's fallback, `STALE`, is shorter):
 /// inside the one-second contract.
