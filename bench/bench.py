@@ -946,7 +946,7 @@ def s12_instances(ctx):
         figure("S12", f"{S12_INSTANCES} instances, {S12_SESSIONS} sessions round-robin: database transactions per "
                       "signed-in call", per_call, "xacts/call", "≤ 0.05", per_call <= 0.05,
                detail=f"{x2 - x1:,} xacts (pg_stat_database xact_commit + xact_rollback) over {calls:,} calls: "
-                      f"{ARGS.s12_duration} s of load, then the ten stopped ({window:.1f} s in all); of them ≈ "
+                      f"{ARGS.s12_duration} s of load, then the ten stopped ({window:.1f} s in all); of them "
                       f"at most {beats:,.0f} for heartbeats (4/s per instance, load or not, each waking all {S12_INSTANCES} listeners, whose wake-ups coalesce); the gates read {reads:,} sessions (2 xacts each); the warm-up before (each "
                       f"instance's first sight of each session) took {x1 - x0:,} more")
         figure("S12", "peak connections to the database (pg_stat_activity, sampled every 0.2 s)", peak["n"],
