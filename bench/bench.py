@@ -138,6 +138,7 @@ window = "15m"
 
 [datasources.Employees]
 table = "employees"
+indexes = [["dept"]]          # the benchmark's filter (issue 17); peers get the same index
 [datasources.Employees.attributes]
 empId  = {{ type = "Integer", primary_key = true, generated = true }}
 name   = {{ type = "String", required = true }}
@@ -450,12 +451,13 @@ def api_available(srv) -> bool:
 
 # The typical query (S4, S5 and the peers): one filter, 50 of 10,000 rows.
 # Departments D00..D19 hold 500 rows each, so `dept = D07` matches 500 rows
-# and `limit 50` returns exactly 50 of them. No index on `dept` anywhere (tessera
-# creates none, and the peers' tables get none), so every server scans in
-# primary-key order until it has 50 matches.
+# and `limit 50` returns exactly 50 of them. Every server has an index for the
+# filter (issue 17): tessera's catalog declares `indexes = [["dept"]]` (made as
+# org_uid, dept, emp_id), and the peers' tables get an index on `dept`.
 QUERY_DEPT = "D07"
 EMPLOYEE_QUERY = {"e": {"ds": "Employees", "query": {"filter": [{"dept": {"is": QUERY_DEPT}}], "limit": 50}}}
-EMPLOYEE_COLUMNS = ("name", "dept", "salary", "active", "email_address",
+# Employees is org-scoped (design §4.5): the rows belong to the bench users' org.
+EMPLOYEE_COLUMNS = ("name", "dept", "salary", "active", "email_address", "org_uid",
                     "created_by", "creation_date", "last_updated_by", "last_update_date")
 SEED_TIME = "2026-01-01T00:00:00.000000Z"
 
@@ -487,7 +489,8 @@ def employee_rows(n=10_000):
 
 
 def seed_tuples(rows):
-    return [(r["name"], r["dept"], r["salary"], r["active"], r["email"], "bench01", SEED_TIME, "bench01", SEED_TIME)
+    return [(r["name"], r["dept"], r["salary"], r["active"], r["email"], "bench", "bench01", SEED_TIME, "bench01",
+             SEED_TIME)
             for r in rows]
 
 
@@ -498,7 +501,7 @@ def seed_sqlite(db: Path, rows) -> None:
                     f"({', '.join('?' * len(EMPLOYEE_COLUMNS))})", seed_tuples(rows))
     con.commit()
     con.close()
-    record_command("python3 sqlite3: INSERT INTO employees (name, dept, salary, active, email_address, created_by, "
+    record_command("python3 sqlite3: INSERT INTO employees (name, dept, salary, active, email_address, org_uid, created_by, "
                    "creation_date, last_updated_by, last_update_date) ... × 10,000 (after tessera created the table)")
 
 
@@ -627,6 +630,35 @@ def measure_post(fid, backend, srv, sess, tmp: Path):
                   "answer 200")
 
 
+def s16_limit(backend, cfg: Path, tmp: Path, measured_rps: float, healthz_rps: float):
+    """S16 (issue 17): the limit of the typical query on this machine, from
+    its parts measured below HTTP (examples/query_cost.rs, on the server's
+    database while the server is idle) and the server's own /healthz: with
+    every core busy, a query costs the statement, the rendering and one
+    HTTP exchange. S4/S5 are then reported as a fraction of that limit."""
+    body_file = tmp / "limit-query.json"
+    body_file.write_text(json.dumps(EMPLOYEE_QUERY))
+    cmd = [str(TARGET / "examples" / "query_cost"), str(cfg), "bench01", str(body_file), "2000"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+    if r.returncode != 0:
+        raise RuntimeError(f"query_cost failed: {r.stderr.strip()[-500:]}")
+    record_command("target/release/examples/query_cost tessera.toml bench01 limit-query.json 2000")
+    cost = json.loads(r.stdout.strip().splitlines()[-1])
+    http_us = CORES * 1e6 / healthz_rps
+    limit = CORES * 1e6 / (cost["statement_us"] + cost["render_us"] + http_us)
+    fid = "S16"
+    figure(fid, f"{backend}: the statement alone (one connection, rows fetched as the server does)",
+           cost["statement_us"], "µs", detail=f"{cost['rows']} rows; median of {cost['count']}")
+    figure(fid, f"{backend}: rendering those rows to JSON", cost["render_us"], "µs",
+           detail=f"{cost['bytes']:,} bytes")
+    figure(fid, f"{backend}: query::run without HTTP (parse, authorize, plan, statement, render)",
+           cost["pipeline_us"], "µs")
+    figure(fid, f"{backend}: limit = cores ÷ (statement + render + one /healthz exchange)", limit, "req/s",
+           detail=f"/healthz {healthz_rps:,.0f} req/s on {CORES} cores = {http_us:.0f} core-µs an exchange")
+    figure(fid, f"{backend}: the measured query ÷ that limit", measured_rps / limit, "ratio", "report",
+           detail=f"{measured_rps:,.0f} req/s measured ÷ {limit:,.0f} req/s limit")
+
+
 def s4_query_sqlite(ctx):
     srv = ctx["server"]
     if not api_available(srv):
@@ -638,7 +670,7 @@ def s4_query_sqlite(ctx):
     log(f"S4: 10,000 rows inserted in {time.perf_counter() - t0:.2f} s")
     sess = sign_in(srv.port, "bench03")
     check_query(srv, sess)
-    if want("S4"):
+    if want("S4", "S16"):
         q = measure_query("S4", srv, sess, ctx["tmp"], healthz=False)
         ctx["s4"] = q
         figure("S4", f"query SQLite: one filter (dept = {QUERY_DEPT}), 50 of 10,000 rows, signed in", q["rps"],
@@ -648,6 +680,8 @@ def s4_query_sqlite(ctx):
         ratio = q["rps"] / ctx["healthz_rps"]
         figure("S4", "query SQLite ÷ tessera's own /healthz req/s", ratio, "ratio", "≥ 0.25", ratio >= 0.25,
                detail=f"/healthz {ctx['healthz_rps']:,.0f} req/s (S1, same server)")
+        if want("S16"):
+            s16_limit("SQLite", ctx["config"], ctx["tmp"], q["rps"], ctx["healthz_rps"])
         figure("S9", "RSS during S4", q["rss"], "MiB",
                detail=f"{q['rss_before']:.1f} MiB just before S4 on the same server, which has by then run "
                       "S1–S3's default-cost argon2 hashes (glibc keeps their 19 MiB blocks per thread arena)")
@@ -729,12 +763,12 @@ def s5_s6_postgres(ctx):
         srv.start()
         t0 = time.perf_counter()
         seed_postgres(name, "employees", EMPLOYEE_COLUMNS, seed_tuples(employee_rows()), tmp)
-        record_command("psql \\copy employees (name, dept, salary, active, email_address, created_by, creation_date, "
+        record_command("psql \\copy employees (name, dept, salary, active, email_address, org_uid, created_by, creation_date, "
                        "last_updated_by, last_update_date) FROM rows.csv; ANALYZE employees")
         log(f"S5: 10,000 rows copied in {time.perf_counter() - t0:.2f} s")
         sess = sign_in(srv.port, "bench01")
         check_query(srv, sess)
-        if want("S5"):
+        if want("S5", "S16"):
             q = measure_query("S5", srv, sess, tmp, healthz=True)
             ctx["s5"] = q
             figure("S5", f"query PostgreSQL: one filter (dept = {QUERY_DEPT}), 50 of 10,000 rows, signed in",
@@ -745,10 +779,75 @@ def s5_s6_postgres(ctx):
             figure("S5", "query PostgreSQL ÷ tessera's own /healthz req/s", ratio, "ratio", "≥ 0.25", ratio >= 0.25,
                    detail=f"/healthz {q['healthz']:,.0f} req/s (same server, runs alternating: "
                           f"{', '.join(f'{x:,.0f}' for x in q['healthz_runs'])})")
+            if want("S16"):
+                s16_limit("PostgreSQL", cfg, tmp, q["rps"], q["healthz"])
         if want("S6"):
             measure_post("S6", "PostgreSQL", srv, sess, tmp)
     finally:
         srv.stop()
+        pg_drop(name)
+
+
+# --------------------------------------------------------------------------
+# S15 (issue 10): 1,000 concurrent connections doing signed-in queries, on a
+# fresh server per backend, so that its peak RSS (VmHWM) is this load's.
+
+S15_CONNECTIONS = 1000
+S15_SECONDS = 10
+
+
+def s15_one(fid, backend, cfg: Path, tmp: Path, seed):
+    srv = Server(cfg, tmp, f"s15-{backend.lower()}")
+    try:
+        add_users(cfg, 1)
+        srv.start()
+        seed()
+        sess = sign_in(srv.port, "bench01")
+        check_query(srv, sess)
+        body_file = tmp / "query.json"
+        body_file.write_text(json.dumps(EMPLOYEE_QUERY))
+        wrk(srv.url + "/healthz", duration=1)  # warm-up
+        r = wrk(srv.url, script="api.lua", env=api_env(sess, body_file), connections=S15_CONNECTIONS,
+                duration=S15_SECONDS, latency=True, env_note=API_NOTE + "query.json")
+        hwm = srv.status_kib("VmHWM") / 1024
+        errors = r["socket_errors"] or "none"
+        clean = not r["non2xx"] and not r["socket_errors"]
+        log(f"{fid} {backend}: {r['rps']:,.0f} req/s, p99 {r.get('p99_ms', 0):.1f} ms, non-2xx {r['non2xx']}, "
+            f"socket errors {errors}, VmHWM {hwm:.1f} MiB")
+        figure(fid, f"{S15_CONNECTIONS:,} connections, signed-in query, {backend}: errors (non-2xx + socket)",
+               r["non2xx"] + (0 if not r["socket_errors"] else 1), "count", "0", clean,
+               detail=f"non-2xx {r['non2xx']}; socket errors {errors}; {r.get('requests', 0):,} requests in "
+                      f"{S15_SECONDS} s")
+        figure(fid, f"{S15_CONNECTIONS:,} connections, signed-in query, {backend}: throughput", r["rps"], "req/s",
+               detail=f"p99 {r.get('p99_ms', 0):.1f} ms (wrk -t{WRK_THREADS} -c{S15_CONNECTIONS} -d{S15_SECONDS}s)")
+        figure(fid, f"{S15_CONNECTIONS:,} connections, signed-in query, {backend}: peak RSS (VmHWM)", hwm, "MiB",
+               "≤ 120 MiB", hwm <= 120, detail="the whole life of a fresh server: start, one sign-in (argon2id "
+                                              "19 MiB), the seed rows and the load")
+    finally:
+        srv.stop()
+
+
+def s15_connections(ctx):
+    tmp = ctx["tmp"] / "s15"
+    tmp.mkdir()
+    db = tmp / "s15.db"
+    cfg = tmp / "tessera.toml"
+    write_config(cfg, db)
+    s15_one("S15", "SQLite", cfg, tmp, lambda: seed_sqlite(db, employee_rows()))
+    why = pg_available()
+    if why:
+        skip("S15", f"PostgreSQL half: {why}")
+        return
+    name = f"tessera_bench_s15_{os.getpid()}"
+    url = pg_create(name)
+    pg_tmp = tmp / "pg"
+    pg_tmp.mkdir()
+    pg_cfg = pg_tmp / "tessera.toml"
+    write_config(pg_cfg, url)
+    try:
+        s15_one("S15", "PostgreSQL", pg_cfg, pg_tmp, lambda: seed_postgres(
+            name, "employees", EMPLOYEE_COLUMNS, seed_tuples(employee_rows()), pg_tmp))
+    finally:
         pg_drop(name)
 
 
@@ -1336,7 +1435,7 @@ def main():
         srv.start()
         record_command("tessera --config tessera.toml serve --listen 127.0.0.1:$PORT")
         log(f"tessera ready at {srv.url}")
-        if want("S1", "S3", "S4"):
+        if want("S1", "S3", "S4", "S16"):
             s1_gate(ctx)
         if want("S2"):
             s2_signin(ctx)
@@ -1344,10 +1443,10 @@ def main():
             s2b_timing(ctx)
         if want("S3"):
             s3_storm(ctx)
-        if want("S4", "S6", "S13", "S14"):
+        if want("S4", "S6", "S13", "S14", "S16"):
             s4_query_sqlite(ctx)
         srv.stop()
-        if want("S5", "S6"):
+        if want("S5", "S6", "S16"):
             s5_s6_postgres(ctx)
         if want("S8"):
             s8_revocation(ctx)
@@ -1357,6 +1456,8 @@ def main():
             s9_memory(ctx)
         if want("S10"):
             s10_startup(ctx)
+        if want("S15"):
+            s15_connections(ctx)
         if ARGS.peers:
             peers(ctx)
         else:

@@ -66,14 +66,15 @@ def install_directus(cache: Path) -> tuple[Path, Path]:
 
 def make_sqlite(path: Path, rows, B):
     """datasette's file: the same table shape as tessera's SQLite `employees`
-    (no index on `dept`), the same rows."""
+    (with an index on `dept`), the same rows."""
     con = sqlite3.connect(path)
     con.execute("""CREATE TABLE employees (
         emp_id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, dept TEXT, salary NUMERIC,
-        active TEXT DEFAULT 'Y', email_address TEXT,
+        active TEXT DEFAULT 'Y', email_address TEXT, org_uid TEXT,
         created_by TEXT, creation_date TEXT, last_updated_by TEXT, last_update_date TEXT)""")
     con.executemany(f"INSERT INTO employees ({', '.join(B.EMPLOYEE_COLUMNS)}) VALUES "
                     f"({', '.join('?' * len(B.EMPLOYEE_COLUMNS))})", B.seed_tuples(rows))
+    con.execute("CREATE INDEX employees_dept ON employees (dept)")  # as tessera's bench catalog declares
     con.commit()
     con.close()
 
@@ -235,11 +236,15 @@ class Directus:
         Directus has its own user/date fields only when asked for)."""
         cols = ("name", "dept", "salary", "active", "email_address")
         tuples = [(r["name"], r["dept"], r["salary"], r["active"], r["email"]) for r in rows]
+        # The index tessera's bench catalog declares (`indexes = [["dept"]]`),
+        # so that every server answers the filter from an index.
         if self.pg_db:
             self.B.seed_postgres(self.pg_db, "employees", cols, tuples, self.dir)
+            self.B.psql("CREATE INDEX employees_dept ON employees (dept); ANALYZE employees", self.pg_db)
         else:
             con = sqlite3.connect(self.dir / "directus.db", timeout=30)
             con.executemany(f"INSERT INTO employees ({', '.join(cols)}) VALUES (?, ?, ?, ?, ?)", tuples)
+            con.execute("CREATE INDEX employees_dept ON employees (dept)")
             con.commit()
             con.close()
 

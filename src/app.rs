@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::query;
 use crate::store::Store;
 use crate::store::changes::{Change, HEARTBEAT};
+use crate::store::share::Share;
 
 /// How often the key ring is re-read while the change listener is healthy
 /// (a notice names every new key; this is the fallback).
@@ -38,6 +39,8 @@ pub struct App {
     pub keys: KeyRing,
     pub hasher: Hasher,
     pub gate: gate::Cache,
+    /// The part of the pool data work may hold, so the gate never waits.
+    pub share: Share,
     /// This server's metrics registry (never a process global).
     pub metrics: Metrics,
 }
@@ -76,7 +79,9 @@ impl AppState {
         keys.refresh(&store, clock.now()).await?;
         let gate = gate::Cache::default();
         let metrics = Metrics::new();
-        Ok(Self(Arc::new(App { config, store, clock, catalog, keys, hasher, gate, metrics })))
+        let share = Share::new(&store, timeout);
+        let app = App { config, store, clock, catalog, keys, hasher, gate, share, metrics };
+        Ok(Self(Arc::new(app)))
     }
 
     /// Sign-in and the gate's view of the state.
@@ -93,7 +98,12 @@ impl AppState {
 
     /// The data pipeline's view of the state.
     pub fn query_env(&self) -> query::Env<'_> {
-        query::Env { store: &self.store, catalog: &self.catalog, max_limit: self.config.max_limit }
+        query::Env {
+            store: &self.store,
+            share: &self.share,
+            catalog: &self.catalog,
+            max_limit: self.config.max_limit,
+        }
     }
 
     /// Applies change notices from other processes as they arrive

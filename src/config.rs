@@ -202,6 +202,10 @@ pub struct DatasourceConfig {
     /// (design §4.6); on unless `audit = false`.
     #[serde(default = "yes")]
     pub audit: bool,
+    /// Indexes to keep on the table, each a list of attribute codes (for
+    /// the filters callers use most); made at start if missing.
+    #[serde(default)]
+    pub indexes: Vec<Vec<String>>,
     pub attributes: IndexMap<String, AttributeConfig>,
 }
 

@@ -50,6 +50,7 @@ pub fn datasource() -> Datasource {
         attributes,
         org,
         audit: false,
+        indexes: Vec::new(),
         by_code,
     }
 }

@@ -68,6 +68,8 @@ pub struct Datasource {
     pub org: Option<usize>,
     /// Whether writes are recorded in the audit trail (design §4.6).
     pub audit: bool,
+    /// Declared indexes: attribute indexes, in column order.
+    pub indexes: Vec<Vec<usize>>,
     by_code: HashMap<String, usize>,
 }
 
@@ -322,18 +324,58 @@ fn datasource(name: &str, config: &DatasourceConfig) -> Result<Datasource, Vec<S
             problems.push(format!("datasource {name}: two attributes use the column {}", a.column));
         }
     }
+    let by_code: HashMap<String, usize> =
+        attributes.iter().enumerate().map(|(i, a)| (a.code.clone(), i)).collect();
+    let indexes = declared_indexes(name, &config.indexes, &by_code).unwrap_or_else(|problem| {
+        problems.push(problem);
+        Vec::new()
+    });
     if !problems.is_empty() {
         return Err(problems);
     }
-    let by_code = attributes.iter().enumerate().map(|(i, a)| (a.code.clone(), i)).collect();
     Ok(Datasource {
         name: name.into(),
         table: config.table.clone(),
         attributes,
         org,
         audit: config.audit,
+        indexes,
         by_code,
     })
+}
+
+/// Most attributes in one declared index.
+const MAX_INDEX_ATTRIBUTES: usize = 8;
+
+/// The `indexes` of a datasource as attribute indexes; each names one to
+/// [`MAX_INDEX_ATTRIBUTES`] attributes of the datasource, none twice.
+fn declared_indexes(
+    ds: &str,
+    declared: &[Vec<String>],
+    by_code: &HashMap<String, usize>,
+) -> Result<Vec<Vec<usize>>, String> {
+    let mut indexes = Vec::new();
+    for codes in declared {
+        if codes.is_empty() || codes.len() > MAX_INDEX_ATTRIBUTES {
+            return Err(format!(
+                "datasource {ds}: an index names 1 to {MAX_INDEX_ATTRIBUTES} attribute codes, e.g. indexes = [[\"dept\"]]"
+            ));
+        }
+        let mut index = Vec::new();
+        for code in codes {
+            let Some(&i) = by_code.get(code) else {
+                return Err(format!(
+                    "datasource {ds}: an index names {code:?}, which is not an attribute"
+                ));
+            };
+            if index.contains(&i) {
+                return Err(format!("datasource {ds}: an index names {code} twice"));
+            }
+            index.push(i);
+        }
+        indexes.push(index);
+    }
+    Ok(indexes)
 }
 
 fn attribute(ds: &str, code: &str, config: &AttributeConfig) -> Result<Attribute, String> {

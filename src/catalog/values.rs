@@ -60,6 +60,16 @@ fn decimal(value: &Json) -> Option<String> {
     text.parse::<f64>().ok().filter(|f| f.is_finite()).map(|_| text)
 }
 
+/// What a number too large for `kind` is told: the range it must fit.
+fn out_of_range(kind: AttrType) -> String {
+    match kind {
+        AttrType::Integer => {
+            format!("expected a whole number from {} to {} (a 64-bit integer)", i64::MIN, i64::MAX)
+        }
+        _ => "expected a number of magnitude below 1.7e308 (the range of a double)".into(),
+    }
+}
+
 /// Converts a (non-null) JSON value to the attribute type's scalar; the
 /// error says what was expected. `lenient_int` lets an Integer attribute
 /// take a fractional number (for filter comparisons).
@@ -75,16 +85,20 @@ pub fn from_json(kind: AttrType, value: &Json, lenient_int: bool) -> Result<Scal
         }
         (_, AttrType::Integer) => match value.as_i64() {
             Some(i) => Ok(Scalar::Int(i)),
-            None if lenient_int => decimal(value).map(Scalar::Num).ok_or_else(expected),
-            None if value.is_number() => Err(format!("{} in range", expected())),
+            None if lenient_int && value.is_number() => {
+                decimal(value).map(Scalar::Num).ok_or_else(|| out_of_range(kind))
+            }
+            None if value.is_number() => Err(out_of_range(kind)),
             None => Err(expected()),
         },
         (_, AttrType::Double) => value
             .as_f64()
             .filter(|f| f.is_finite())
             .map(Scalar::Double)
-            .ok_or_else(|| format!("{} within the range of a double", expected())),
-        (Family::Number, _) => decimal(value).map(Scalar::Num).ok_or_else(expected),
+            .ok_or_else(|| if value.is_number() { out_of_range(kind) } else { expected() }),
+        (Family::Number, _) => decimal(value)
+            .map(Scalar::Num)
+            .ok_or_else(|| if value.is_number() { out_of_range(kind) } else { expected() }),
         (_, AttrType::Date) => value.as_str().and_then(date).map(Scalar::Date).ok_or_else(expected),
         (Family::Date, _) => {
             value.as_str().and_then(datetime).map(Scalar::DateTime).ok_or_else(expected)

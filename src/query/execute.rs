@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::audit::{self, Change};
 use super::bind::Filter;
+use super::limits::MAX_ANSWER;
 use super::plan::{AliasPlan, Plan, Planned, PlannedRow, QueryPlan, Stamp, WriteRow};
 use super::render::{Form, write_fields, write_row, write_str};
 use super::sql;
@@ -41,10 +42,23 @@ pub async fn execute(store: &Store, plan: &Plan, stamp: &Stamp) -> Result<Vec<u8
                 run_post(&mut db, alias, rows, stamp, &mut tail, &mut out).await?;
             }
         }
+        within_answer_cap(&out, &alias.alias)?;
     }
     db.commit().await.map_err(|e| db_error(e, "the request"))?;
     out.extend_from_slice(b"}}");
     Ok(out)
+}
+
+/// Refuses an answer that has grown past [`MAX_ANSWER`] (design §4.8), so
+/// one request cannot hold an unbounded buffer.
+fn within_answer_cap(out: &[u8], alias: &str) -> Result<(), ApiError> {
+    if out.len() <= MAX_ANSWER {
+        return Ok(());
+    }
+    Err(ApiError::Invalid(format!(
+        "The answer grew past {} MiB at alias {alias}: ask for fewer rows with \"limit\" and page with \"offset\", project fewer attributes, or spread the aliases over several requests. Nothing was written.",
+        MAX_ANSWER >> 20
+    )))
 }
 
 /// Writes row `r` of `rows`, whose cells are the attributes `columns`.
@@ -93,6 +107,7 @@ async fn run_query(
             }
         }
         .map_err(|e| db_error(e, &at()))?;
+        within_answer_cap(out, &alias.alias)?;
     }
     out.extend_from_slice(
         format!(r#"],"queryElapsed":{elapsed},"rowsFetched":{}}}"#, rows.len()).as_bytes(),

@@ -19,3 +19,6 @@ pub const MAX_OFFSET: u64 = i64::MAX as u64;
 pub const MAX_AGGREGATES: usize = 64;
 /// Most codes in one `groupByAttributeCodeList`.
 pub const MAX_GROUP_BY: usize = 64;
+/// The largest answer body, in bytes; past it the request is refused and
+/// the client is told to page.
+pub const MAX_ANSWER: usize = 16 << 20;

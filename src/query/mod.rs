@@ -26,6 +26,7 @@ use crate::catalog::Catalog;
 use crate::clock::{Micros, iso8601};
 use crate::error::ApiError;
 use crate::store::Store;
+use crate::store::share::Share;
 
 pub use plan::{Plan, Stamp};
 
@@ -34,6 +35,8 @@ pub use plan::{Plan, Stamp};
 #[derive(Clone, Copy, Debug)]
 pub struct Env<'a> {
     pub store: &'a Store,
+    /// The part of the store's pool this pipeline may hold.
+    pub share: &'a Share,
     pub catalog: &'a Catalog,
     pub max_limit: u32,
 }
@@ -72,6 +75,12 @@ pub async fn run(
         session: principal.session_id.clone(),
         now: iso8601(now),
     };
+    let _permit = env.share.enter().await.ok_or_else(|| {
+        ApiError::Busy(
+            "The server is busy with other data requests; retry in a moment. Nothing was run."
+                .into(),
+        )
+    })?;
     execute::execute(env.store, &plan, &stamp).await
 }
 

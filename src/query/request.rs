@@ -115,10 +115,18 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::Invalid(message.into())
 }
 
+/// Why a body is not JSON we take; serde_json's nesting limit is named.
+fn not_json(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.starts_with("recursion limit exceeded") {
+        return "The request body nests JSON deeper than 128 levels: flatten it (filters nest at most 16 groups).".into();
+    }
+    format!("The request body is not valid JSON: {text}.")
+}
+
 /// Parses a body. `max_limit` is the config's cap on `limit`.
 pub fn parse(body: &[u8], max_limit: u32) -> Result<ApiRequest, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("The request body is not valid JSON: {e}.")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| invalid(not_json(&e)))?;
     parse_value(&value, max_limit)
 }
 

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod idempotency;
 mod last_use;
 mod limits;
+pub mod share;
 pub mod throttle;
 
 use std::str::FromStr;
@@ -209,6 +210,11 @@ impl Store {
     /// Connections the pool holds now, in use or idle (for `/metrics`).
     pub fn pool_size(&self) -> u32 {
         on_pool!(self, pool => pool.size())
+    }
+
+    /// Most connections the pool opens.
+    pub fn max_connections(&self) -> u32 {
+        on_pool!(self, pool => pool.options().get_max_connections())
     }
 
     /// Connections the pool holds idle now.

@@ -5,6 +5,7 @@
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tessera::config::Config;
+use tessera::store::Store;
 
 use crate::helpers::*;
 
@@ -258,3 +259,26 @@ filter_test!(top_level_filters_are_anded, [{"active": {"is": "Y"}}, {"salary": {
 mod aggregate;
 mod post;
 mod tenants;
+
+/// The catalog above, with an index on Employees' `active` and `name`.
+fn indexed(config: &mut Config) {
+    catalog(config);
+    config.datasources["Employees"].indexes = vec![vec!["active".into(), "name".into()]];
+}
+
+both_backends!(a_declared_index_is_made_at_start_and_answers_alike, config = indexed);
+async fn a_declared_index_is_made_at_start_and_answers_alike(app: TestApp) {
+    let sql = match app.db.backend {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'employees'"
+        }
+        Backend::Postgres => "SELECT indexname FROM pg_indexes WHERE tablename = 'employees'",
+    };
+    let names: Vec<String> = match app.store() {
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+    };
+    assert!(names.iter().any(|n| n == "employees_by_org_uid_active_name"), "{names:?}");
+    let c = seeded(&app).await;
+    assert_eq!(c.names(json!({"active": {"is": "N"}, "name": {"sw": "d"}})).await, ["dana"]);
+}
