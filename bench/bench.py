@@ -1000,6 +1000,189 @@ def s8_revocation(ctx):
 
 
 # --------------------------------------------------------------------------
+# S12 (issue 19): ten instances on one PostgreSQL database, 200 sessions used
+# round-robin across them, as a load balancer without sticky sessions spreads
+# them. The database's work per signed-in call, the connections held, the
+# calls served and failed, and a sign-out reaching all ten.
+
+S12_INSTANCES = 10
+S12_SESSIONS = 200
+S12_USERS = 10
+# Backends flush their statistics at most every second, and an idle one only
+# after 10 s (PostgreSQL's PGSTAT_IDLE_INTERVAL): wait this long before the
+# first pg_stat_database snapshot so that it holds everything before it. The
+# last is taken after the instances stopped (a backend flushes as it exits).
+S12_STATS_SETTLE = 11.5
+
+
+def pg_xacts(db: str) -> int:
+    return int(psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{db}'"))
+
+
+def pg_connections(db: str) -> int:
+    return int(psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'"))
+
+
+def gate_reads(servers) -> int:
+    """The sessions the gate read, summed over `servers` (their /metrics)."""
+    total = 0
+    for srv in servers:
+        _, body = http_get(srv.port, "/metrics")
+        m = re.search(rb"^tessera_gate_session_reads_total (\d+)", body, re.M)
+        total += int(m.group(1)) if m else 0
+    return total
+
+
+def s12_instances(ctx):
+    why = pg_available()
+    if why:
+        skip("S12", why)
+        return
+    name = f"tessera_bench_s12_{os.getpid()}"
+    tmp = ctx["tmp"] / "s12"
+    tmp.mkdir()
+    url = pg_create(name)
+    cfg = tmp / "tessera.toml"
+    # Cheap hashing so that 200 sign-ins take no time; the pool is the default.
+    write_config(cfg, url, memory_kib=256, iterations=1)
+    servers = [Server(cfg, tmp, f"s12-{i}") for i in range(S12_INSTANCES)]
+    peak = {"n": 0, "samples": 0}
+    try:
+        users = add_users(cfg, S12_USERS, prefix="svc")
+        for srv in servers:   # one after the other: the first runs the migrations
+            srv.start()
+        record_command(f"tessera --config s12.toml serve --listen 127.0.0.1:$PORT_i   # i = 1..{S12_INSTANCES}, "
+                       "one PostgreSQL database, default database_pool_size, [password] memory_kib=256")
+        idle_connections = pg_connections(name)
+        sessions = [sign_in(servers[i % S12_INSTANCES].port, users[i % S12_USERS]) for i in range(S12_SESSIONS)]
+        sessions_file = tmp / "sessions.txt"
+        sessions_file.write_text("".join(f"{x['jwt']} {x['csrf']}\n" for x in sessions))
+        s12_revocation(servers)
+
+        def load(seconds, note=""):
+            """One wrk per instance, all at once, each rotating through every session."""
+            out = [None] * S12_INSTANCES
+
+            def run(i):
+                out[i] = wrk(servers[i].url, duration=seconds, connections=4, threads=1, script="rotate.lua",
+                             env={"BENCH_SESSIONS_FILE": str(sessions_file), "BENCH_OFFSET": str(i * 20)},
+                             env_note=note)
+            ts = [threading.Thread(target=run, args=(i,)) for i in range(S12_INSTANCES)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            return out
+
+        # Warm-up: every instance sees every session once (two reads each: the
+        # session and its user's roles), then the statistics settle.
+        x0 = pg_xacts(name)
+        load(2)
+        time.sleep(S12_STATS_SETTLE)
+        x1 = pg_xacts(name)
+
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak["n"] = max(peak["n"], pg_connections(name))
+                peak["samples"] += 1
+                stop.wait(0.2)
+        sampler = threading.Thread(target=sample)
+        reads0 = gate_reads(servers)
+        sampler.start()
+        t0 = time.perf_counter()
+        runs = load(ARGS.s12_duration, note="BENCH_SESSIONS_FILE=sessions.txt BENCH_OFFSET=20*i   # one wrk per instance, at once:")
+        stop.set()
+        sampler.join()
+        calls = sum(r.get("requests", 0) for r in runs)
+        failed = sum(r["non2xx"] for r in runs)
+        socket_errors = [r["socket_errors"] for r in runs if r["socket_errors"]]
+        rps = sum(r["rps"] for r in runs)
+        reads = gate_reads(servers) - reads0
+        for srv in servers:   # SIGTERM: each writes its last uses and exits
+            if srv.proc:
+                srv.proc.terminate()
+        for srv in servers:
+            srv.stop()
+        time.sleep(0.5)
+        window = time.perf_counter() - t0
+        x2 = pg_xacts(name)
+        per_call = (x2 - x1) / max(calls, 1)
+        # Each heartbeat is a transaction, and wakes every listener of the
+        # database, which reads the notice queue in a transaction of its own.
+        beats = 4 * S12_INSTANCES * window * (1 + S12_INSTANCES)
+        figure("S12", f"{S12_INSTANCES} instances, {S12_SESSIONS} sessions round-robin: database transactions per "
+                      "signed-in call", per_call, "xacts/call", "≤ 0.05", per_call <= 0.05,
+               detail=f"{x2 - x1:,} xacts (pg_stat_database xact_commit + xact_rollback) over {calls:,} calls: "
+                      f"{ARGS.s12_duration} s of load, then the ten stopped ({window:.1f} s in all); of them "
+                      f"at most {beats:,.0f} for heartbeats (4/s per instance, load or not, each waking all {S12_INSTANCES} listeners, whose wake-ups coalesce); the gates read {reads:,} sessions (2 xacts each); the warm-up before (each "
+                      f"instance's first sight of each session) took {x1 - x0:,} more")
+        figure("S12", "peak connections to the database (pg_stat_activity, sampled every 0.2 s)", peak["n"],
+               "connections", "≤ 60", peak["n"] <= 60,
+               detail=f"{peak['samples']} samples; {idle_connections} right after start; default database_pool_size "
+                      f"on {CORES} cores + 1 listener per instance")
+        figure("S12", f"calls/s over all {S12_INSTANCES} instances (GET /v1/status, 4 connections each)", rps,
+               "req/s", detail="per instance: " + ", ".join(f"{r['rps']:,.0f}" for r in runs))
+        figure("S12", "failed calls (non-2xx and socket errors)", failed + len(socket_errors), "calls", "0",
+               failed == 0 and not socket_errors,
+               detail="; ".join(socket_errors) or f"of {calls:,}")
+    finally:
+        for srv in servers:
+            srv.stop()
+        pg_drop(name)
+
+
+def s12_revocation(servers):
+    """50 × (sign in on instance k, use it on all ten, sign out on k, poll all
+    ten until each refuses it): the time until the last refuses."""
+    conns = [http.client.HTTPConnection("127.0.0.1", s.port, timeout=10) for s in servers]
+
+    def call(conn, method, path, headers, body=None):
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read()
+
+    times = []
+    for i in range(50):
+        k = i % len(servers)
+        st, data = call(conns[k], "POST", "/v1/auth", {"Authorization": token_header("svc01"),
+                                                        "Content-Type": "application/json"}, b"{}")
+        if st != 200:
+            raise RuntimeError(f"S12: sign-in gave {st}: {data[:200]!r}")
+        js = json.loads(data)
+        hdr = {"Authorization": f"Bearer {js['jwt']}", "X-CSRF-Token": js["csrf"]}
+        for conn in conns:
+            st, data = call(conn, "GET", "/v1/status", hdr)
+            if st != 200:
+                raise RuntimeError(f"S12: /v1/status gave {st} before the sign-out: {data[:200]!r}")
+        time.sleep((i * 37 % 50) / 250.0)   # any phase of the heartbeats and timers
+        st, data = call(conns[k], "POST", "/v1/signout", {**hdr, "Content-Type": "application/json"}, b"{}")
+        if st not in (200, 204):
+            raise RuntimeError(f"S12: sign-out gave {st}: {data[:200]!r}")
+        t0 = time.perf_counter()
+        waiting = set(range(len(servers)))
+        while waiting:
+            for j in list(waiting):
+                st, _ = call(conns[j], "GET", "/v1/status", hdr)
+                if st == 401:
+                    waiting.discard(j)
+                elif st != 200:
+                    raise RuntimeError(f"S12: /v1/status gave {st} while polling")
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError("S12: an instance still accepted the session 10 s after the sign-out")
+        times.append((time.perf_counter() - t0) * 1000)
+    for conn in conns:
+        conn.close()
+    record_command("python3 bench/bench.py S12: 50 × (POST /v1/auth on instance k; GET /v1/status on all ten; "
+                   "POST /v1/signout on k; GET /v1/status on each of the ten, keep-alive, until all gave 401)")
+    srt = sorted(times)
+    figure("S12", "revocation reaching all ten: max over 50 tries (sign-out on one → 401 on the last)", srt[-1], "ms",
+           "< 1 s", srt[-1] < 1000, detail=f"median {med(times):.1f} ms; p90 {srt[44]:.1f} ms; slowest five "
+                                           f"{', '.join(f'{x:.1f}' for x in srt[-5:])} ms")
+
+
+# --------------------------------------------------------------------------
 # S2b: an unknown user and a wrong password must take the same time (issue 2)
 
 
@@ -1290,6 +1473,7 @@ def main():
     ap.add_argument("--probe-rate", type=int, default=200, help="req/s of each S3 latency probe")
     ap.add_argument("--sessions", type=int, default=10_000, help="sessions signed in and used in S9")
     ap.add_argument("--startups", type=int, default=7)
+    ap.add_argument("--s12-duration", type=int, default=10, help="seconds of load in S12")
     ap.add_argument("--peers", action="store_true", help="also install and measure datasette and Directus")
     ap.add_argument("--only", default="", help="comma-separated scenario ids, e.g. S1,S10")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
@@ -1338,6 +1522,8 @@ def main():
             s5_s6_postgres(ctx)
         if want("S8"):
             s8_revocation(ctx)
+        if want("S12"):
+            s12_instances(ctx)
         if want("S9"):
             s9_memory(ctx)
         if want("S10"):

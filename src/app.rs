@@ -17,9 +17,13 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::query;
 use crate::store::Store;
-use crate::store::changes::Change;
+use crate::store::changes::{Change, HEARTBEAT};
 use crate::store::share::Share;
 use crate::store::sign_ins::SignIns;
+
+/// How often the key ring is re-read while the change listener is healthy
+/// (a notice names every new key; this is the fallback).
+const KEYS_FALLBACK: u64 = 60;
 
 /// The catalog of `config`, every role filter checked like any filter.
 pub fn load_catalog(config: &Config) -> Result<Catalog> {
@@ -73,7 +77,9 @@ impl AppState {
         let catalog = load_catalog(&config)?;
         let secrets = Secrets::load(&config.secrets)?;
         let timeout = config.network.statement_timeout.0;
-        let store = Store::open_limited(&config.database.0, Some(timeout)).await?;
+        let store =
+            Store::open_limited(&config.database.0, Some(timeout), config.database_pool_size)
+                .await?;
         catalog::sync_tables(&store, &catalog).await?;
         let hasher = Hasher::new(&config.password)?;
         let lifetime = clock::micros(config.session.max_lifetime.0);
@@ -127,14 +133,53 @@ impl AppState {
     /// (PostgreSQL); runs until aborted.
     pub async fn watch_changes(self) {
         self.store
-            .watch_changes(|change| {
-                self.auth().apply_change(&change);
-                if matches!(change, Change::Keys | Change::Missed) {
-                    let state = self.clone();
-                    tokio::spawn(async move { state.refresh_keys().await });
-                }
-            })
+            .watch_changes(
+                self.config.listen_url(),
+                &self.gate.listener,
+                || self.clock.now(),
+                |change| {
+                    self.auth().apply_change(&change);
+                    if matches!(change, Change::Keys | Change::Missed) {
+                        let state = self.clone();
+                        tokio::spawn(async move { state.refresh_keys().await });
+                    }
+                },
+            )
             .await;
+    }
+
+    /// Logs when the change listener's health changes (PostgreSQL; its
+    /// heartbeat is sent by the listener itself); runs until aborted.
+    pub async fn watch_health(self) {
+        if self.store.backend() == crate::store::Backend::Sqlite {
+            return;
+        }
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tick.tick().await;
+            self.gate.listener.report(self.clock.now());
+        }
+    }
+
+    /// Writes the sessions' last uses in batches, every touch interval (at
+    /// most each second); runs until aborted.
+    pub async fn flush_uses(self) {
+        let every = Duration::from_micros(self.auth().touch_interval().unsigned_abs())
+            .min(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.flush_uses_now().await;
+        }
+    }
+
+    /// Writes the last uses seen and not yet stored; a failure is logged and
+    /// retried on the next round.
+    pub async fn flush_uses_now(&self) {
+        if let Err(e) = self.auth().flush_uses().await {
+            tracing::warn!(error = %format!("{e:#}"), "could not record the last use of sessions");
+        }
     }
 
     /// Reloads the key ring; a failure is logged and retried on the next round.
@@ -144,8 +189,9 @@ impl AppState {
         }
     }
 
-    /// Periodic work: pick up rotated keys, forget idle cache entries and
-    /// aged-out guessing counters; runs until aborted.
+    /// Periodic work: pick up rotated keys (each second, or each minute while
+    /// the change listener is healthy and names new keys itself), forget idle
+    /// cache entries and aged-out guessing counters; runs until aborted.
     pub async fn housekeeping(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut round: u64 = 0;
@@ -153,7 +199,9 @@ impl AppState {
             tick.tick().await;
             round += 1;
             let now = self.clock.now();
-            self.refresh_keys().await;
+            if !self.gate.listener.healthy(now) || round.is_multiple_of(KEYS_FALLBACK) {
+                self.refresh_keys().await;
+            }
             self.auth().sweep();
             if round.is_multiple_of(60) {
                 let window = clock::micros(self.config.throttle.window.0);

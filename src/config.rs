@@ -22,6 +22,14 @@ pub struct Config {
     pub listen: String,
     #[serde(default = "default_database")]
     pub database: DatabaseUrl,
+    /// PostgreSQL connections of one instance's pool (its change listener
+    /// holds one more): 2 × cores by default, at least 4.
+    #[serde(default = "default_pool_size", deserialize_with = "pool_size")]
+    pub database_pool_size: u32,
+    /// Where the change listener connects when `database` points at a
+    /// PgBouncer in transaction mode (LISTEN needs a session of its own).
+    #[serde(default)]
+    pub database_listen_url: Option<DatabaseUrl>,
     #[serde(default = "default_issuer")]
     pub issuer: String,
     #[serde(default = "default_max_limit")]
@@ -50,6 +58,8 @@ impl Default for Config {
         Self {
             listen: default_listen(),
             database: default_database(),
+            database_pool_size: default_pool_size(),
+            database_listen_url: None,
             issuer: default_issuer(),
             max_limit: default_max_limit(),
             max_body: default_max_body(),
@@ -68,6 +78,12 @@ impl Config {
     /// Parses a configuration file's text; the error names the bad key or value.
     pub fn parse(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.message().to_string() + &location(text, e.span()))
+    }
+
+    /// The URL the change listener connects to: `database_listen_url`, or
+    /// else `database`.
+    pub fn listen_url(&self) -> &str {
+        self.database_listen_url.as_ref().unwrap_or(&self.database).0.as_str()
     }
 
     /// Loads the file at `path`.
@@ -93,6 +109,19 @@ fn default_listen() -> String {
 }
 fn default_database() -> DatabaseUrl {
     DatabaseUrl("sqlite://tessera.db".into())
+}
+/// 2 × the cores this process may use, at least 4.
+pub fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    u32::try_from(cores.saturating_mul(2)).unwrap_or(u32::MAX).max(4)
+}
+fn pool_size<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    match u32::deserialize(d)? {
+        0 => Err(serde::de::Error::custom(
+            "database_pool_size must be at least 1 (the default is 2 x cores, at least 4)",
+        )),
+        n => Ok(n),
+    }
 }
 fn default_issuer() -> String {
     "tessera".into()
@@ -430,6 +459,8 @@ mod tests {
         let text = r#"
             listen = "127.0.0.1:8080"
             database = "sqlite://tessera.db"
+            database_pool_size = 4
+            # database_listen_url = "postgres://…"
             issuer = "tessera"
             max_limit = 1000
             max_body = "1MiB"
@@ -491,6 +522,31 @@ mod tests {
         assert!(err.contains("listen_port"), "{err}");
         let err = Config::parse("[session]\nidle = \"3m\"\n").unwrap_err();
         assert!(err.contains("idle"), "{err}");
+    }
+
+    #[test]
+    fn the_pool_size_defaults_to_twice_the_cores_and_at_least_four() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.database_pool_size as usize, (2 * cores).max(4));
+        assert_eq!(Config::default().database_pool_size, config.database_pool_size);
+        assert_eq!(Config::parse("database_pool_size = 7").unwrap().database_pool_size, 7);
+        let err = Config::parse("database_pool_size = 0").unwrap_err();
+        assert!(err.contains("database_pool_size must be at least 1"), "{err}");
+        let err = Config::parse("database_pool_size = -3").unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn the_listener_connects_to_database_listen_url_when_set() {
+        let config = Config::parse("database = \"postgres://pgbouncer/app\"").unwrap();
+        assert_eq!(config.listen_url(), "postgres://pgbouncer/app");
+        let config = Config::parse(
+            "database = \"postgres://pgbouncer/app\"\ndatabase_listen_url = \"postgres://u:pw@db/app\"",
+        )
+        .unwrap();
+        assert_eq!(config.listen_url(), "postgres://u:pw@db/app");
+        assert!(!format!("{config:?}").contains("pw@"), "the listen URL's password shows in Debug");
     }
 
     #[test]

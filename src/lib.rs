@@ -35,13 +35,14 @@ pub async fn start(config: Config, clock: Clock) -> Result<AppState> {
 
 /// What `tessera check` does: the config file, the catalog and the database
 /// agree (missing tables are created, as at start), and the database's
-/// signing keys open with the secret key in use.
-pub async fn check(config: &Config) -> Result<()> {
+/// signing keys open with the secret key in use. Returns the open store.
+pub async fn check(config: &Config) -> Result<Store> {
     let catalog = app::load_catalog(config)?;
     let secrets = auth::secrets::Secrets::load(&config.secrets)?;
     let store = Store::open(&config.database.0).await?;
     auth::tokens::check_sealed(&store, &secrets).await?;
-    catalog::sync_tables(&store, &catalog).await
+    catalog::sync_tables(&store, &catalog).await?;
+    Ok(store)
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
@@ -52,14 +53,21 @@ pub async fn serve(
 ) -> Result<()> {
     let housekeeping = tokio::spawn(state.clone().housekeeping());
     let watcher = tokio::spawn(state.clone().watch_changes());
+    let health = tokio::spawn(state.clone().watch_health());
+    let flusher = tokio::spawn(state.clone().flush_uses());
     let metrics = match &state.config.network.metrics_listen {
         Some(addr) => Some(tokio::spawn(serve_metrics(state.clone(), bind(addr).await?))),
         None => None,
     };
     let network = state.config.network.clone();
-    let served = http::server::serve(http::router(state), listener, &network, shutdown).await;
+    let served =
+        http::server::serve(http::router(state.clone()), listener, &network, shutdown).await;
     housekeeping.abort();
     watcher.abort();
+    health.abort();
+    flusher.abort();
+    // The uses seen since the last flush, so the other instances know them.
+    state.flush_uses_now().await;
     if let Some(metrics) = metrics {
         metrics.abort();
     }

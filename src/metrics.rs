@@ -50,6 +50,10 @@ pub struct Gauges {
     pub gate_entries: usize,
     pub pool_size: usize,
     pub pool_idle: usize,
+    /// Whether the change listener is proven alive (design §4.3).
+    pub listener_healthy: bool,
+    /// Sessions the gate has read from the database so far.
+    pub gate_reads: u64,
 }
 
 /// One server's metrics: the registry and handles to what it holds.
@@ -62,6 +66,9 @@ pub struct Metrics {
     gate_entries: Gauge,
     pool_size: Gauge,
     pool_idle: Gauge,
+    listener_healthy: Gauge,
+    /// Caught up with the gate's own count at each render, one at a time.
+    gate_reads: std::sync::Mutex<Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -119,6 +126,17 @@ impl Metrics {
             gauge(&mut registry, "db_pool_connections", "Database connections held, busy or idle");
         let pool_idle =
             gauge(&mut registry, "db_pool_idle_connections", "Database connections held idle");
+        let listener_healthy = gauge(
+            &mut registry,
+            "change_listener_healthy",
+            "1 while the change listener hears its own heartbeat (the gate answers from memory), else 0",
+        );
+        let gate_reads = Counter::default();
+        registry.register(
+            "gate_session_reads",
+            "Sessions the gate read from the database (first use, notice, fallback re-read, idle check)",
+            gate_reads.clone(),
+        );
         Self {
             registry,
             requests,
@@ -128,6 +146,8 @@ impl Metrics {
             gate_entries,
             pool_size,
             pool_idle,
+            listener_healthy,
+            gate_reads: std::sync::Mutex::new(gate_reads),
         }
     }
 
@@ -147,6 +167,11 @@ impl Metrics {
         self.gate_entries.set(to_i64(now.gate_entries));
         self.pool_size.set(to_i64(now.pool_size));
         self.pool_idle.set(to_i64(now.pool_idle));
+        self.listener_healthy.set(i64::from(now.listener_healthy));
+        // The gate counts; the counter catches up with it here.
+        if let Ok(reads) = self.gate_reads.lock() {
+            reads.inc_by(now.gate_reads.saturating_sub(reads.get()));
+        }
         let mut text = String::with_capacity(4096);
         prometheus_text::encode(&mut text, &self.registry)?;
         Ok(text)

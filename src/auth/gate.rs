@@ -3,14 +3,24 @@
 //!
 //! Verifying Ed25519 and reading the session on every call would cost more
 //! than the call itself, so a verified token and its session are remembered.
-//! After [`FRESH`] the next call re-reads the session; calls that arrive
-//! while it does so go on with what is remembered, for at most [`STALE`].
-//! That is the revocation contract: a session ended anywhere (sign-out, CLI,
-//! another instance) is refused by every process within `STALE` plus one
-//! query, well inside one second.
+//!
+//! While the change listener is proven alive ([`Health`]), what is
+//! remembered is used until a change notice names it (design §4.3): the
+//! database's work grows with changes, not with calls. Otherwise (SQLite,
+//! or a listener silent for [`crate::store::changes::SILENCE`]), after
+//! [`FRESH`] the next call re-reads the session; calls that arrive while it does so go on with what
+//! is remembered, for at most [`STALE`]. That is the revocation contract: a
+//! session ended anywhere (sign-out, CLI, another instance) is refused by
+//! every process within `max(SILENCE, STALE)` plus one query, well inside
+//! one second.
+//!
+//! Expiry needs no read: the max lifetime counts from the remembered
+//! creation, the idle timeout from the latest use known. Only a session that
+//! looks idle here is re-read before it is refused, since another instance
+//! may have used it; uses reach the database in batches ([`Auth::flush_uses`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -21,13 +31,16 @@ use super::{Auth, Principal};
 use crate::clock::{Micros, micros};
 use crate::error::ApiError;
 use crate::store::SessionRow;
-use crate::store::changes::Change;
+use crate::store::changes::{Change, Health};
 
 /// How long a remembered session is trusted before it is read again.
 pub const FRESH: Micros = 200_000;
 
 /// How long a remembered session may be used while one call re-reads it.
 pub const STALE: Micros = 500_000;
+
+/// A remembered session unused for this long is forgotten.
+const UNUSED: Micros = 60_000_000;
 
 /// A signed-in caller as the gate lets it through: who (through `Deref` to
 /// [`Principal`]) and until when.
@@ -58,10 +71,22 @@ struct Entry {
     /// The digest the session is stored (and named in change notices) by.
     digest: String,
     fetched_at: Micros,
+    /// No change notice arrived while the session was read, so a healthy
+    /// listener vouches for what was read.
+    settled: bool,
     /// The latest use seen by this process.
     last_used: AtomicI64,
+    /// The latest use the database holds, as read or as written from here.
+    stored_use: AtomicI64,
     /// Set by the one call that re-reads this entry once it is not fresh.
     refreshing: AtomicBool,
+}
+
+impl Entry {
+    /// Whether what is remembered may answer a call at `now` without a read.
+    fn trusted(&self, now: Micros, listener_healthy: bool) -> bool {
+        (self.settled && listener_healthy) || now - self.fetched_at < FRESH
+    }
 }
 
 /// What the gate checks of a session besides who it is.
@@ -74,10 +99,18 @@ struct SessionState {
     disabled: bool,
 }
 
-/// Verified tokens and their sessions, keyed by the token's SHA-256.
+/// Verified tokens and their sessions, keyed by the token's SHA-256, and
+/// the health of the change listener that keeps them current.
 #[derive(Default)]
 pub struct Cache {
     entries: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
+    /// Counts what was forgotten on notice; a read that overlaps one is not
+    /// settled.
+    forgotten: AtomicU64,
+    /// Sessions read from the database (for `/metrics`).
+    reads: AtomicU64,
+    /// Whether the change listener is proven alive.
+    pub listener: Health,
 }
 
 impl Cache {
@@ -101,10 +134,52 @@ impl Cache {
         self.len() == 0
     }
 
+    /// How many sessions the gate has read from the database (for `/metrics`).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
     fn remove_where(&self, gone: impl Fn(&Entry) -> bool) {
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut map) = self.entries.write() {
             map.retain(|_, entry| !gone(entry));
         }
+    }
+
+    /// The remembered sessions used since their use was last stored, by at
+    /// least `interval`: `(entry, use)`, one per session.
+    fn unstored_uses(&self, interval: Micros) -> Vec<(Arc<Entry>, Micros)> {
+        let Ok(map) = self.entries.read() else { return Vec::new() };
+        let mut uses: HashMap<&str, (Arc<Entry>, Micros)> = HashMap::new();
+        for entry in map.values() {
+            let used = entry.last_used.load(Ordering::Relaxed);
+            if used - entry.stored_use.load(Ordering::Relaxed) < interval {
+                continue;
+            }
+            let id = entry.principal.session_id.as_str();
+            match uses.get(id) {
+                Some((_, seen)) if *seen >= used => {}
+                _ => {
+                    uses.insert(id, (entry.clone(), used));
+                }
+            }
+        }
+        uses.into_values().collect()
+    }
+}
+
+/// Why a remembered session is refused.
+enum Refusal {
+    Idle,
+    Other(&'static str),
+}
+
+impl Refusal {
+    fn into_error(self) -> ApiError {
+        unauthorized(match self {
+            Self::Idle => "The session was idle for too long.",
+            Self::Other(why) => why,
+        })
     }
 }
 
@@ -164,8 +239,9 @@ impl Auth<'_> {
         let now = self.clock.now();
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
 
+        let healthy = self.gate.listener.healthy(now);
         let entry = match self.gate.get(&key) {
-            Some(entry) if now - entry.fetched_at < FRESH => entry,
+            Some(entry) if entry.trusted(now, healthy) => entry,
             // Another call is re-reading this session: use what is known.
             Some(entry)
                 if now - entry.fetched_at < STALE
@@ -173,17 +249,13 @@ impl Auth<'_> {
             {
                 entry
             }
-            Some(stale) => {
-                let entry = self.load(&stale.principal.session_id, stale.exp, now).await?;
-                self.gate.put(key, entry.clone());
-                entry
-            }
+            Some(stale) => self.reload(key, &stale, now).await?,
             None => {
                 let claims = self
                     .keys
                     .verify(token, now.div_euclid(1_000_000))
                     .map_err(|e| token_refused(&e))?;
-                let entry = self.load(&claims.session, claims.exp, now).await?;
+                let entry = self.load(&claims.session, claims.exp, now, None).await?;
                 if entry.principal.user_name != claims.sub {
                     return Err(unauthorized("The token does not match its session."));
                 }
@@ -192,7 +264,17 @@ impl Auth<'_> {
             }
         };
 
-        let principal = self.check_live(&entry, now)?;
+        let (entry, principal) = match self.check_live(&entry, now) {
+            Ok(principal) => (entry, principal),
+            // Idle here, but another instance may have used it: ask the
+            // database, unless it was just asked.
+            Err(Refusal::Idle) if now - entry.fetched_at >= FRESH => {
+                let entry = self.reload(key, &entry, now).await?;
+                let principal = self.check_live(&entry, now).map_err(Refusal::into_error)?;
+                (entry, principal)
+            }
+            Err(refusal) => return Err(refusal.into_error()),
+        };
         let csrf = csrf.ok_or_else(|| {
             ApiError::Forbidden(
                 "Missing CSRF token: send ?csrf=<csrf> or the header X-CSRF-Token: <csrf>, with the csrf from sign-in.".into(),
@@ -204,12 +286,34 @@ impl Auth<'_> {
                 "The CSRF token does not belong to this session: send the csrf returned with this jwt.".into(),
             ));
         }
-        self.touch(&entry, now).await?;
+        entry.last_used.fetch_max(now, Ordering::Relaxed);
         Ok(principal)
     }
 
-    async fn load(&self, session_id: &str, exp: i64, now: Micros) -> Result<Arc<Entry>, ApiError> {
+    /// Reads a remembered session again, keeping the uses seen here.
+    async fn reload(
+        &self,
+        key: [u8; 32],
+        stale: &Entry,
+        now: Micros,
+    ) -> Result<Arc<Entry>, ApiError> {
+        let entry = self.load(&stale.principal.session_id, stale.exp, now, Some(stale)).await?;
+        self.gate.put(key, entry.clone());
+        Ok(entry)
+    }
+
+    /// Reads a session and its user's roles; `previous` is what was
+    /// remembered of it, whose unstored uses carry over.
+    async fn load(
+        &self,
+        session_id: &str,
+        exp: i64,
+        now: Micros,
+        previous: Option<&Entry>,
+    ) -> Result<Arc<Entry>, ApiError> {
         let digest = self.secrets.session_digest(session_id);
+        let forgotten = self.gate.forgotten.load(Ordering::Acquire);
+        self.gate.reads.fetch_add(1, Ordering::Relaxed);
         let SessionRow {
             id: _,
             user_id,
@@ -236,38 +340,34 @@ impl Auth<'_> {
         });
         let state =
             SessionState { csrf, created_at, last_used_at, ended: ended_at.is_some(), disabled };
-        let last_used = AtomicI64::new(last_used_at);
-        let refreshing = AtomicBool::new(false);
+        let used_here = previous.map_or(0, |p| p.last_used.load(Ordering::Relaxed));
         Ok(Arc::new(Entry {
             exp,
             state,
             principal,
             digest,
             fetched_at: now,
-            last_used,
-            refreshing,
+            settled: self.gate.forgotten.load(Ordering::Acquire) == forgotten,
+            last_used: AtomicI64::new(last_used_at.max(used_here)),
+            stored_use: AtomicI64::new(last_used_at),
+            refreshing: AtomicBool::new(false),
         }))
     }
 
-    fn check_live(&self, entry: &Entry, now: Micros) -> Result<Caller, ApiError> {
+    fn check_live(&self, entry: &Entry, now: Micros) -> Result<Caller, Refusal> {
         let row = &entry.state;
         let idle = micros(self.config.session.idle_timeout.0);
         let expires_at = (row.created_at + micros(self.config.session.max_lifetime.0))
             .min(entry.exp.saturating_mul(1_000_000));
         let last_used = entry.last_used.load(Ordering::Relaxed).max(row.last_used_at);
-        let refusal = if row.ended {
-            Some("The session has ended (signed out or revoked).")
+        if row.ended {
+            return Err(Refusal::Other("The session has ended (signed out or revoked)."));
         } else if row.disabled {
-            Some("The session's user is disabled.")
+            return Err(Refusal::Other("The session's user is disabled."));
         } else if now >= expires_at {
-            Some("The session has reached its maximum lifetime.")
+            return Err(Refusal::Other("The session has reached its maximum lifetime."));
         } else if now - last_used > idle {
-            Some("The session was idle for too long.")
-        } else {
-            None
-        };
-        if let Some(refusal) = refusal {
-            return Err(unauthorized(refusal));
+            return Err(Refusal::Idle);
         }
         Ok(Caller {
             principal: entry.principal.clone(),
@@ -276,14 +376,27 @@ impl Auth<'_> {
         })
     }
 
-    /// Records a use: in memory at once, in the database at most once per
-    /// `touch_interval`, so that the gate is not a write per call.
-    async fn touch(&self, entry: &Entry, now: Micros) -> Result<(), ApiError> {
-        let previous = entry.last_used.fetch_max(now, Ordering::Relaxed);
-        let interval = (micros(self.config.session.idle_timeout.0) / 10).clamp(1, 5_000_000);
-        let stored = entry.state.last_used_at;
-        if now - stored >= interval && previous - stored < interval {
-            self.store.touch_session(&entry.digest, now).await?;
+    /// How far a session's use may run ahead of the database before it is
+    /// written: a tenth of the idle timeout, at most 5 s.
+    pub fn touch_interval(&self) -> Micros {
+        (micros(self.config.session.idle_timeout.0) / 10).clamp(1, 5_000_000)
+    }
+
+    /// Writes the uses seen here that ran [`Self::touch_interval`] ahead of
+    /// the database, in one statement for all sessions; run every
+    /// `touch_interval` (at most each second). A use reaches the database
+    /// within `2 × touch_interval` of the call, so another instance that
+    /// re-reads an idle-looking session sees it.
+    pub async fn flush_uses(&self) -> anyhow::Result<()> {
+        let uses = self.gate.unstored_uses(self.touch_interval());
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(String, Micros)> =
+            uses.iter().map(|(entry, at)| (entry.digest.clone(), *at)).collect();
+        self.store.touch_sessions(&rows).await?;
+        for (entry, at) in uses {
+            entry.stored_use.fetch_max(at, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -303,41 +416,19 @@ impl Auth<'_> {
         }
     }
 
-    /// Drops remembered sessions that were not used lately; run periodically.
+    /// Drops remembered sessions that were not used lately and whose last
+    /// use is stored; run periodically.
     pub fn sweep(&self) {
-        let cutoff = self.clock.now() - 10 * FRESH;
-        self.gate.remove_where(|entry| entry.fetched_at < cutoff);
+        let cutoff = self.clock.now() - UNUSED;
+        let interval = self.touch_interval();
+        if let Ok(mut map) = self.gate.entries.write() {
+            map.retain(|_, entry| {
+                let used = entry.last_used.load(Ordering::Relaxed);
+                used >= cutoff || used - entry.stored_use.load(Ordering::Relaxed) >= interval
+            });
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_values_parse() {
-        assert_eq!(parse_bearer(b"Bearer abc").unwrap(), "abc");
-        assert_eq!(parse_bearer(b"bearer  abc ").unwrap(), "abc");
-        assert!(parse_bearer(b"Token abc").is_err());
-        assert!(parse_bearer(b"Bearer").is_err());
-        assert!(parse_bearer(b"abc").is_err());
-    }
-
-    #[test]
-    fn a_bare_jwt_is_taken_as_it_is() {
-        assert_eq!(parse_bearer(b"eyJh.eyJz.c2ln").unwrap(), "eyJh.eyJz.c2ln");
-        assert_eq!(parse_bearer(b"  a-b_c.d.e \t").unwrap(), "a-b_c.d.e");
-        for not_a_jwt in [
-            &b"a.b"[..],
-            b"a.b.c.d",
-            b"a..c",
-            b"a.b.",
-            b".b.c",
-            b"a.b+.c",
-            b"a.b.c=",
-            b"Token a.b.c",
-        ] {
-            assert!(parse_bearer(not_a_jwt).is_err(), "{}", String::from_utf8_lossy(not_a_jwt));
-        }
-    }
-}
+mod tests;

@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod check;
 mod demo;
 mod explain;
 mod keys;
@@ -256,11 +257,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit(AuditCommand::List { datasource, user, since }) => {
             audit::list(&config, datasource, user, since).await
         }
-        Command::Check => {
-            crate::check(&config).await?;
-            println!("ok: the config file and the database agree");
-            Ok(())
-        }
+        Command::Check => check::check(&config).await,
     }
 }
 

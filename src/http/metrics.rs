@@ -56,6 +56,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         gate_entries: state.gate.len(),
         pool_size: state.store.pool_size() as usize,
         pool_idle: state.store.pool_idle(),
+        listener_healthy: state.gate.listener.healthy(state.clock.now()),
+        gate_reads: state.gate.reads(),
     };
     let text = state
         .metrics

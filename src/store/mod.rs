@@ -7,9 +7,11 @@
 pub mod api_keys;
 pub mod audit;
 pub mod changes;
+mod connections;
 pub mod dialect;
 pub mod exec;
 pub mod idempotency;
+mod last_use;
 mod limits;
 pub mod share;
 pub mod sign_ins;
@@ -20,11 +22,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::clock::Micros;
+pub use connections::ConnectionLimits;
+use connections::postgres_options;
 pub use signing_keys::KeyRow;
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds. The body
@@ -140,23 +144,33 @@ impl Store {
     /// Opens (and for SQLite, creates) the database at `url` and applies
     /// any migrations it lacks.
     pub async fn open(url: &str) -> Result<Self> {
-        Self::open_limited(url, None).await
+        Self::open_limited(url, None, crate::config::default_pool_size()).await
     }
 
     /// [`Store::open`], with every statement bounded by `statement_timeout`
-    /// (see `limits` for what that means on each backend).
-    pub async fn open_limited(url: &str, statement_timeout: Option<Duration>) -> Result<Self> {
-        let store = Self::connect_limited(url, statement_timeout).await?;
+    /// (see `limits` for what that means on each backend) and at most
+    /// `pool_size` PostgreSQL connections (SQLite's pool is fixed: a file
+    /// costs no server connections).
+    pub async fn open_limited(
+        url: &str,
+        statement_timeout: Option<Duration>,
+        pool_size: u32,
+    ) -> Result<Self> {
+        let store = Self::connect_limited(url, statement_timeout, pool_size).await?;
         store.migrate().await?;
         Ok(store)
     }
 
     /// Opens the database without migrating it.
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_limited(url, None).await
+        Self::connect_limited(url, None, crate::config::default_pool_size()).await
     }
 
-    async fn connect_limited(url: &str, statement_timeout: Option<Duration>) -> Result<Self> {
+    async fn connect_limited(
+        url: &str,
+        statement_timeout: Option<Duration>,
+        pool_size: u32,
+    ) -> Result<Self> {
         if url.starts_with("sqlite:") {
             create_private(url)?;
             let options = SqliteConnectOptions::from_str(url)
@@ -175,11 +189,9 @@ impl Store {
             Ok(Self::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let shown = crate::config::redact_url(url);
-            let options = PgConnectOptions::from_str(url)
-                .with_context(|| format!("invalid PostgreSQL URL {shown:?}"))?;
-            let options = limits::postgres(options, statement_timeout);
+            let options = limits::postgres(postgres_options(url, "tessera")?, statement_timeout);
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(pool_size.max(1))
                 .acquire_timeout(Duration::from_secs(3))
                 .connect_with(options)
                 .await
@@ -420,15 +432,6 @@ impl Store {
         );
         on_pool!(self, pool => sqlx::query_as(sql).bind(user).fetch_all(pool).await)
             .context("listing sessions")
-    }
-
-    /// Moves a session's last use forward (never back).
-    pub async fn touch_session(&self, id: &str, now: Micros) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
-            "UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND last_used_at < $1")
-            .bind(now).bind(id).execute(pool).await.map(|r| r.rows_affected()))
-        .context("recording a session's use")?;
-        Ok(())
     }
 
     /// Deletes sessions that ended before `cut`: ended by sign-out or an

@@ -23,10 +23,9 @@ pub struct Share {
 
 impl Share {
     /// The share of `store`'s pool left after [`RESERVED`] (at least one).
+    /// The change listener has a connection of its own, outside the pool.
     pub fn new(store: &Store, wait: Duration) -> Self {
-        // On PostgreSQL the change listener holds one pool connection for good.
-        let listener = u32::from(store.backend() == super::Backend::Postgres);
-        let size = store.max_connections().saturating_sub(RESERVED + listener).max(1);
+        let size = store.max_connections().saturating_sub(RESERVED).max(1);
         Self { permits: Semaphore::new(size as usize), wait }
     }
 

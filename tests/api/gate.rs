@@ -310,16 +310,7 @@ async fn ending_the_session_in_the_store_is_refused_within_a_second(app: TestApp
     assert_eq!(app.status(&s.jwt, &s.csrf).await.status(), StatusCode::OK);
 
     // As another process (the CLI, another instance) would.
-    assert!(
-        app.store()
-            .end_session(
-                &app.state.secrets.session_digest(&s.session_id),
-                "revoked",
-                app.clock.now()
-            )
-            .await
-            .unwrap()
-    );
+    assert!(app.end_session_elsewhere(&s.session_id).await);
 
     assert_unauthorized(app.refused_within_a_second(&s.jwt, &s.csrf).await).await;
     assert_eq!(app.status(&other.jwt, &other.csrf).await.status(), StatusCode::OK);

@@ -313,6 +313,13 @@ impl Server {
         }
     }
 
+    /// Ends a session straight in the database, as another process (the
+    /// CLI, another instance) would; whether a live one was ended.
+    pub async fn end_session_elsewhere(&self, session_id: &str) -> bool {
+        let digest = self.state.secrets.session_digest(session_id);
+        self.store().end_session(&digest, "revoked", self.clock.now()).await.unwrap()
+    }
+
     /// The short handle `tessera session list` shows for a session.
     pub fn session_handle(&self, session_id: &str) -> String {
         let digest = self.state.secrets.session_digest(session_id);

@@ -19,6 +19,7 @@ mod guessing;
 mod idempotency;
 mod instances;
 mod limits;
+mod listener;
 mod network;
 mod observe;
 mod seed_client;
