@@ -606,6 +606,22 @@ def pg_create(name: str) -> str:
     return f"{PG}/{name}"
 
 
+def pg_scenario(ctx, fid: str, subdir: str, **config):
+    """A fresh PostgreSQL database for scenario `fid` and a config over it in
+    the work dir's `subdir`: (database name, dir, config path); None, with
+    the skip noted, when there is no PostgreSQL."""
+    why = pg_available()
+    if why:
+        skip(fid, why)
+        return None
+    name = f"tessera_bench_{fid.lower()}_{os.getpid()}"
+    tmp = ctx["tmp"] / subdir
+    tmp.mkdir()
+    cfg = tmp / "tessera.toml"
+    write_config(cfg, pg_create(name), **config)
+    return name, tmp, cfg
+
+
 def pg_drop(name: str) -> None:
     try:
         psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -817,16 +833,10 @@ def s11_aggregate(ctx, srv, sess):
 
 
 def s5_s6_postgres(ctx):
-    why = pg_available()
-    if why:
-        skip("S5", why)
+    scenario = pg_scenario(ctx, "S5", "pg")
+    if not scenario:
         return
-    name = f"tessera_bench_s5_{os.getpid()}"
-    tmp = ctx["tmp"] / "pg"
-    tmp.mkdir()
-    url = pg_create(name)
-    cfg = tmp / "tessera.toml"
-    write_config(cfg, url)
+    name, tmp, cfg = scenario
     srv = Server(cfg, tmp, "pg")
     try:
         add_users(cfg, 2)
@@ -904,16 +914,10 @@ def s15_connections(ctx):
     cfg = tmp / "tessera.toml"
     write_config(cfg, db)
     s15_one("S15", "SQLite", cfg, tmp, lambda: seed_sqlite(db, employee_rows()))
-    why = pg_available()
-    if why:
-        skip("S15", f"PostgreSQL half: {why}")
+    scenario = pg_scenario(ctx, "S15", "s15/pg")
+    if not scenario:
         return
-    name = f"tessera_bench_s15_{os.getpid()}"
-    url = pg_create(name)
-    pg_tmp = tmp / "pg"
-    pg_tmp.mkdir()
-    pg_cfg = pg_tmp / "tessera.toml"
-    write_config(pg_cfg, url)
+    name, pg_tmp, pg_cfg = scenario
     try:
         s15_one("S15", "PostgreSQL", pg_cfg, pg_tmp, lambda: seed_postgres(
             name, "employees", EMPLOYEE_COLUMNS, seed_tuples(employee_rows()), pg_tmp))
@@ -926,17 +930,11 @@ def s15_connections(ctx):
 
 
 def s8_revocation(ctx):
-    why = pg_available()
-    if why:
-        skip("S8", why)
-        return
-    name = f"tessera_bench_s8_{os.getpid()}"
-    tmp = ctx["tmp"] / "s8"
-    tmp.mkdir()
-    url = pg_create(name)
-    cfg = tmp / "tessera.toml"
     # Cheap hashing so that 50 sign-ins take no time; the figure is about the gate.
-    write_config(cfg, url, memory_kib=256, iterations=1)
+    scenario = pg_scenario(ctx, "S8", "s8", memory_kib=256, iterations=1)
+    if not scenario:
+        return
+    name, tmp, cfg = scenario
     a, b = Server(cfg, tmp, "s8-a"), Server(cfg, tmp, "s8-b")
     try:
         add_users(cfg, 1, prefix="rev")
@@ -1034,17 +1032,11 @@ def gate_reads(servers) -> int:
 
 
 def s12_instances(ctx):
-    why = pg_available()
-    if why:
-        skip("S12", why)
-        return
-    name = f"tessera_bench_s12_{os.getpid()}"
-    tmp = ctx["tmp"] / "s12"
-    tmp.mkdir()
-    url = pg_create(name)
-    cfg = tmp / "tessera.toml"
     # Cheap hashing so that 200 sign-ins take no time; the pool is the default.
-    write_config(cfg, url, memory_kib=256, iterations=1)
+    scenario = pg_scenario(ctx, "S12", "s12", memory_kib=256, iterations=1)
+    if not scenario:
+        return
+    name, tmp, cfg = scenario
     servers = [Server(cfg, tmp, f"s12-{i}") for i in range(S12_INSTANCES)]
     peak = {"n": 0, "samples": 0}
     try:
