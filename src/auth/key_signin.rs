@@ -11,7 +11,6 @@
 use std::net::IpAddr;
 
 use subtle::ConstantTimeEq;
-use tracing::warn;
 
 use super::Auth;
 use super::signin::{Opening, SignedIn};
@@ -25,31 +24,22 @@ const TOUCH_EVERY: Micros = 1_000_000;
 
 impl Auth<'_> {
     /// Signs `user` in with the well-formed key secret `secret`.
-    pub(crate) async fn sign_in_with_key(
+    /// `audit` makes this sign-in's audit entries, as for a password.
+    pub(crate) async fn sign_in_with_key<'a>(
         &self,
         user: &str,
         secret: &str,
         client: IpAddr,
         now: Micros,
+        audit: impl Fn(&'static str, &'static str) -> AuditEvent<'a>,
     ) -> Result<SignedIn, ApiError> {
-        let client_text = client.to_string();
-        let audit = |event: &'static str, detail: &'static str| AuditEvent {
-            at: now,
-            event,
-            user_name: Some(user),
-            client: Some(&client_text),
-            detail,
-        };
         let digest = self.secrets.api_key_digest(secret);
         let found = self.store.api_key_by_digest(&digest).await?;
         let key = match refusal(found, &digest, user, now) {
             Ok(key) => key,
             Err(why) => {
                 let attempt = self.admit(user, client).await?;
-                attempt.failed().await?;
-                warn!(outcome = "failure", reason = why, "sign-in failed");
-                self.record(&audit("sign-in failed", why)).await;
-                return Err(ApiError::invalid_credentials());
+                return Err(self.failed(attempt, &audit("sign-in failed", why)).await?);
             }
         };
         if key.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY) {

@@ -9,7 +9,7 @@ use tracing::{info, instrument, warn};
 
 use super::api_keys::Shape;
 use super::password::{HashError, Verdict};
-use super::throttle::{address_key, invalid_user_name, shown};
+use super::throttle::{Attempt, address_key, invalid_user_name, shown};
 use super::tokens::Claims;
 use super::{Auth, Principal};
 use crate::clock::Micros;
@@ -88,7 +88,7 @@ impl Auth<'_> {
         }
         match super::api_keys::shape(&password) {
             Shape::Password => {}
-            Shape::Key => return self.sign_in_with_key(user, &password, client, now).await,
+            Shape::Key => return self.sign_in_with_key(user, &password, client, now, audit).await,
             Shape::Mistyped => {
                 // Refused on its face: no database look-up, no counter.
                 warn!(outcome = "failure", reason = "mistyped API key", "sign-in failed");
@@ -118,10 +118,7 @@ impl Auth<'_> {
                     Some(row) if row.disabled => "user disabled",
                     Some(_) => "wrong password",
                 };
-                attempt.failed().await?;
-                warn!(outcome = "failure", reason = why, "sign-in failed");
-                self.record(&audit("sign-in failed", why)).await;
-                return Err(ApiError::invalid_credentials());
+                return Err(self.failed(attempt, &audit("sign-in failed", why)).await?);
             }
         };
 
@@ -208,6 +205,19 @@ impl Auth<'_> {
 
     /// Writes an audit entry; a failure to audit is logged, not fatal to
     /// the request that caused it.
+    /// A failed sign-in: counted against `attempt`, logged and audited
+    /// (`event.detail` says why); the seed's 403 for the client.
+    pub(crate) async fn failed(
+        &self,
+        attempt: Attempt,
+        event: &AuditEvent<'_>,
+    ) -> Result<ApiError, ApiError> {
+        attempt.failed().await?;
+        warn!(outcome = "failure", reason = event.detail, "sign-in failed");
+        self.record(event).await;
+        Ok(ApiError::invalid_credentials())
+    }
+
     pub(crate) async fn record(&self, event: &AuditEvent<'_>) {
         if let Err(e) = self.store.audit(event).await {
             warn!(error = %format!("{e:#}"), event = event.event, "could not write the audit log");
