@@ -75,6 +75,8 @@ fn out_of_range(kind: AttrType) -> String {
 /// take a fractional number (for filter comparisons).
 pub fn from_json(kind: AttrType, value: &Json, lenient_int: bool) -> Result<Scalar, String> {
     let expected = || format!("expected {}", kind.expected());
+    // A number that does not fit is told the range; anything else the type.
+    let unfit = || if value.is_number() { out_of_range(kind) } else { expected() };
     match (kind.family(), kind) {
         (Family::Text, AttrType::YN) => match value.as_str() {
             Some(s @ ("Y" | "N")) => Ok(Scalar::Text(s.to_owned())),
@@ -86,19 +88,14 @@ pub fn from_json(kind: AttrType, value: &Json, lenient_int: bool) -> Result<Scal
         (_, AttrType::Integer) => match value.as_i64() {
             Some(i) => Ok(Scalar::Int(i)),
             None if lenient_int && value.is_number() => {
-                decimal(value).map(Scalar::Num).ok_or_else(|| out_of_range(kind))
+                decimal(value).map(Scalar::Num).ok_or_else(unfit)
             }
-            None if value.is_number() => Err(out_of_range(kind)),
-            None => Err(expected()),
+            None => Err(unfit()),
         },
-        (_, AttrType::Double) => value
-            .as_f64()
-            .filter(|f| f.is_finite())
-            .map(Scalar::Double)
-            .ok_or_else(|| if value.is_number() { out_of_range(kind) } else { expected() }),
-        (Family::Number, _) => decimal(value)
-            .map(Scalar::Num)
-            .ok_or_else(|| if value.is_number() { out_of_range(kind) } else { expected() }),
+        (_, AttrType::Double) => {
+            value.as_f64().filter(|f| f.is_finite()).map(Scalar::Double).ok_or_else(unfit)
+        }
+        (Family::Number, _) => decimal(value).map(Scalar::Num).ok_or_else(unfit),
         (_, AttrType::Date) => value.as_str().and_then(date).map(Scalar::Date).ok_or_else(expected),
         (Family::Date, _) => {
             value.as_str().and_then(datetime).map(Scalar::DateTime).ok_or_else(expected)
