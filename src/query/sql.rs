@@ -6,7 +6,7 @@
 //! NULLs sort first ascending and last descending, and the primary key ends
 //! every ORDER BY so pages are stable.
 
-use sea_query::{Expr, ExprTrait, Func, NullOrdering, Order, Query};
+use sea_query::{Expr, ExprTrait, Func, NullOrdering, Order, Query, SelectStatement};
 
 use super::bind::{Cmp, Filter, Match, Test};
 use super::plan::{Plan, Planned, PlannedRow, QueryPlan, Stamp, WriteRow};
@@ -123,11 +123,7 @@ pub fn select(ds: &Datasource, plan: &QueryPlan, backend: Backend) -> Statement 
         // Qualified: PostgreSQL would otherwise sort by the text output column of that name.
         let e = backend
             .sort_key(Expr::col((ds.table.clone(), attr.column.clone())), attr.kind.storage());
-        let (order, nulls) = if desc {
-            (Order::Desc, NullOrdering::Last)
-        } else {
-            (Order::Asc, NullOrdering::First)
-        };
+        let (order, nulls) = direction(desc);
         if attr.primary_key {
             // Never NULL; a bare ASC/DESC lets PostgreSQL walk the key's index.
             q.order_by_expr(e, order);
@@ -135,11 +131,26 @@ pub fn select(ds: &Datasource, plan: &QueryPlan, backend: Backend) -> Statement 
             q.order_by_expr_with_nulls(e, order, nulls);
         }
     }
-    // Limit and offset are numbers checked by the parser, written into the
-    // text rather than bound: SQLite (built with STAT4) re-prepares a
-    // statement whose bound LIMIT changed the plan's cost estimate, which
-    // cost more than the query itself.
-    let mut statement = backend.build(&q);
+    paged(&q, plan, packed, backend)
+}
+
+/// The order and the place of NULLs of one sort key: NULL first ascending,
+/// last descending, on both backends.
+pub(super) fn direction(desc: bool) -> (Order, NullOrdering) {
+    if desc { (Order::Desc, NullOrdering::Last) } else { (Order::Asc, NullOrdering::First) }
+}
+
+/// `q` in the backend's dialect, with the plan's LIMIT and OFFSET. They are
+/// numbers checked by the parser, written into the text rather than bound:
+/// SQLite (built with STAT4) re-prepares a statement whose bound LIMIT
+/// changed the plan's cost estimate, which cost more than the query itself.
+pub(super) fn paged(
+    q: &SelectStatement,
+    plan: &QueryPlan,
+    packed: bool,
+    backend: Backend,
+) -> Statement {
+    let mut statement = backend.build(q);
     statement.sql.push_str(&format!(" LIMIT {}", plan.limit));
     if plan.offset > 0 {
         statement.sql.push_str(&format!(" OFFSET {}", plan.offset));

@@ -7,11 +7,11 @@
 //! GROUP BY over the projected attributes with no aggregate. Every group
 //! attribute ends the ORDER BY, so pages of groups are stable.
 
-use sea_query::{Expr, Func, NullOrdering, Order, Query};
+use sea_query::{Expr, Func, Query};
 
 use super::aggregate::Func as Agg;
 use super::plan::QueryPlan;
-use super::sql::where_expr;
+use super::sql::{direction, paged, where_expr};
 use super::summary::{Key, Output, Summary};
 use crate::catalog::Datasource;
 use crate::store::Backend;
@@ -72,19 +72,8 @@ pub fn summary_select(
             Key::Group(i) => backend.sort_key(column(ds, i), ds.attributes[i].kind.storage()),
             Key::Output(n) => aggregates[n].0.clone(),
         };
-        let (order, nulls) = if desc {
-            (Order::Desc, NullOrdering::Last)
-        } else {
-            (Order::Asc, NullOrdering::First)
-        };
+        let (order, nulls) = direction(desc);
         q.order_by_expr_with_nulls(e, order, nulls);
     }
-    // As in `sql::select`: checked numbers, written into the text.
-    let mut statement = backend.build(&q);
-    statement.sql.push_str(&format!(" LIMIT {}", plan.limit));
-    if plan.offset > 0 {
-        statement.sql.push_str(&format!(" OFFSET {}", plan.offset));
-    }
-    statement.packed = packed;
-    statement
+    paged(&q, plan, packed, backend)
 }
