@@ -34,7 +34,7 @@ impl Auth<'_> {
         audit: impl Fn(&'static str, &'static str) -> AuditEvent<'a>,
     ) -> Result<SignedIn, ApiError> {
         let digest = self.secrets.api_key_digest(secret);
-        let found = self.store.api_key_by_digest(&digest).await?;
+        let found = self.sign_ins.key(digest.clone()).await?;
         let key = match refusal(found, &digest, user, now) {
             Ok(key) => key,
             Err(why) => {

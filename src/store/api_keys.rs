@@ -59,16 +59,6 @@ impl Store {
         Ok(id)
     }
 
-    /// The key with this digest and its user, if any.
-    pub async fn api_key_by_digest(&self, digest: &str) -> Result<Option<KeyForSignIn>> {
-        on_pool!(self, pool => sqlx::query_as(
-            "SELECT k.id, k.digest, k.roles, k.last_used_at, k.expires_at, k.revoked_at, \
-             u.id AS user_id, u.name AS user_name, u.org_uid, u.display_name, u.email, u.disabled \
-             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.digest = $1")
-            .bind(digest).fetch_optional(pool).await)
-        .context("looking up an API key")
-    }
-
     /// Moves a key's last use forward (never back).
     pub async fn touch_api_key(&self, id: i64, now: Micros) -> Result<()> {
         on_pool!(self, pool => sqlx::query(

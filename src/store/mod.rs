@@ -43,6 +43,10 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// A pooled PostgreSQL connection idle for longer than this is pinged
+/// before use.
+const PING_WHEN_IDLE: Duration = Duration::from_secs(10);
+
 /// An open database.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -180,7 +184,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(statement_timeout.unwrap_or(Duration::from_secs(10)))
                 .foreign_keys(true);
+            // A connection to a file cannot hang up: no ping before each use
+            // (on SQLite, a round trip to the connection's thread).
             let pool = limits::sqlite(SqlitePoolOptions::new(), statement_timeout)
+                .test_before_acquire(false)
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
@@ -192,6 +199,19 @@ impl Store {
             let options = limits::postgres(postgres_options(url, "tessera")?, statement_timeout);
             let pool = PgPoolOptions::new()
                 .max_connections(pool_size.max(1))
+                // A round trip before every statement would double the cost
+                // of the short ones; only a connection idle for a while is
+                // pinged, since that is the one a restart or a firewall has
+                // most likely cut.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > PING_WHEN_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .acquire_timeout(Duration::from_secs(3))
                 .connect_with(options)
                 .await

@@ -1,19 +1,27 @@
-//! Group commit for sign-ins. Every sign-in writes a session row and an
-//! audit row; written one statement at a time, a storm of API key sign-ins
-//! (thousands a second, design §4.7) spends its time handing statements to
-//! the database and, on SQLite, waiting for the write lock. One writer task
-//! takes whatever sign-ins are waiting, writes them with one multi-row
-//! INSERT per table in one transaction, and only then answers each of them:
-//! a sign-in still returns after its session is stored.
+//! Sign-ins in groups. An API key sign-in reads its key, then writes a
+//! session row and an audit row; done one statement at a time, a storm of
+//! them (thousands a second, design §4.7) spends its time handing statements
+//! to the database (on SQLite, to the connection's own thread) and waiting
+//! for the write lock. So two tasks each take whatever is waiting and do it
+//! together: one reads every waiting key with one statement, the other
+//! writes every waiting sign-in with one multi-row INSERT per table in one
+//! transaction. Each caller is answered only then: a key is still read after
+//! its request arrived, and a sign-in still returns after its session is
+//! stored.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use anyhow::{Context, Result, anyhow};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, on_pool};
+use super::Store;
+use super::api_keys::KeyForSignIn;
 use crate::clock::Micros;
 
-/// The most sign-ins written in one transaction.
-const BATCH: usize = 128;
+/// The most jobs one group holds.
+const GROUP: usize = 128;
 
 /// A session to store, by the digests of its id and CSRF token.
 #[derive(Clone, Debug)]
@@ -35,71 +43,186 @@ pub struct NewAudit {
     pub detail: String,
 }
 
-struct Job {
+/// One sign-in to write.
+struct SignIn {
     session: NewSession,
     audit: Option<NewAudit>,
-    done: oneshot::Sender<Result<(), String>>,
 }
 
-/// The handle sign-in writes through; the writer task ends when it is dropped.
-#[derive(Debug)]
+/// What a group's work returns: one answer per job, in the jobs' order.
+type Work<'a, R> = Pin<Box<dyn Future<Output = Result<Vec<R>>> + Send + 'a>>;
+
+/// Where a job's answer goes.
+type Answer<R> = oneshot::Sender<Result<R, String>>;
+
+/// A task doing the jobs sent to it in groups; it ends when dropped.
+struct Grouped<J, R> {
+    jobs: mpsc::Sender<(J, Answer<R>)>,
+}
+
+impl<J: Send + 'static, R: Send + 'static> Grouped<J, R> {
+    fn start(store: Store, work: for<'a> fn(&'a Store, &'a [J]) -> Work<'a, R>) -> Self {
+        let (jobs, mut queue) = mpsc::channel(4 * GROUP);
+        tokio::spawn(async move {
+            let mut waiting = Vec::with_capacity(GROUP);
+            while queue.recv_many(&mut waiting, GROUP).await > 0 {
+                let (group, answers): (Vec<J>, Vec<Answer<R>>) = waiting.drain(..).unzip();
+                match work(&store, &group).await {
+                    Ok(results) => {
+                        for (answer, result) in answers.into_iter().zip(results) {
+                            let _ = answer.send(Ok(result));
+                        }
+                    }
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        for answer in answers {
+                            let _ = answer.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { jobs }
+    }
+
+    /// Does `job` with whatever else is waiting; returns its answer.
+    async fn run(&self, job: J) -> Result<R> {
+        let (answer, answered) = oneshot::channel();
+        let gone = || anyhow!("the sign-in tasks have stopped");
+        self.jobs.send((job, answer)).await.map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?.map_err(|e| anyhow!(e))
+    }
+}
+
+/// The handle sign-in reads keys and writes sessions through.
 pub struct SignIns {
-    jobs: mpsc::Sender<Job>,
+    keys: Grouped<String, Option<KeyForSignIn>>,
+    writes: Grouped<SignIn, ()>,
+}
+
+impl std::fmt::Debug for SignIns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignIns")
+    }
 }
 
 impl SignIns {
-    /// Starts the writer task on the current runtime.
+    /// Starts the two tasks on the current runtime.
     pub fn start(store: Store) -> Self {
-        let (jobs, queue) = mpsc::channel(4 * BATCH);
-        tokio::spawn(write_batches(store, queue));
-        Self { jobs }
+        Self {
+            keys: Grouped::start(store.clone(), |store, digests| {
+                Box::pin(store.api_keys_by_digest(digests))
+            }),
+            writes: Grouped::start(store, |store, sign_ins| {
+                Box::pin(async move {
+                    store.insert_sign_ins(sign_ins).await?;
+                    Ok(vec![(); sign_ins.len()])
+                })
+            }),
+        }
+    }
+
+    /// The key with this digest and its user, if any.
+    pub async fn key(&self, digest: String) -> Result<Option<KeyForSignIn>> {
+        self.keys.run(digest).await.context("looking up an API key")
     }
 
     /// Stores a new session and its audit entry; returns once they are
     /// committed.
     pub async fn record(&self, session: NewSession, audit: Option<NewAudit>) -> Result<()> {
-        let (done, answer) = oneshot::channel();
-        let gone = || anyhow!("the sign-in writer has stopped");
-        self.jobs.send(Job { session, audit, done }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?.map_err(|e| anyhow!(e)).context("creating a session")
-    }
-}
-
-async fn write_batches(store: Store, mut queue: mpsc::Receiver<Job>) {
-    let mut jobs = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut jobs, BATCH).await > 0 {
-        let result = store.insert_sign_ins(&jobs).await.map_err(|e| format!("{e:#}"));
-        for job in jobs.drain(..) {
-            let _ = job.done.send(result.clone());
-        }
+        self.writes.run(SignIn { session, audit }).await.context("creating a session")
     }
 }
 
 impl Store {
-    /// Writes the sessions and audit entries of `jobs` in one transaction.
-    async fn insert_sign_ins(&self, jobs: &[Job]) -> Result<()> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut sessions = sqlx::QueryBuilder::new(
-                "INSERT INTO sessions (id, user_id, csrf, api_key_id, created_at, last_used_at) ");
-            sessions.push_values(jobs, |mut row, job| {
-                let s = &job.session;
-                row.push_bind(&s.id_digest).push_bind(s.user_id).push_bind(&s.csrf_digest)
-                    .push_bind(s.api_key_id).push_bind(s.created_at).push_bind(s.created_at);
-            });
-            sessions.build().execute(&mut *tx).await?;
-            let audits: Vec<&NewAudit> = jobs.iter().filter_map(|job| job.audit.as_ref()).collect();
-            if !audits.is_empty() {
-                let mut entries = sqlx::QueryBuilder::new(
-                    "INSERT INTO audit (at, event, user_name, client, detail) ");
-                entries.push_values(audits, |mut row, a| {
-                    row.push_bind(a.at).push_bind(a.event).push_bind(&a.user_name)
-                        .push_bind(&a.client).push_bind(&a.detail);
-                });
-                entries.build().execute(&mut *tx).await?;
+    /// The keys with these digests and their users, one answer per digest.
+    /// The digests travel bound: an array on PostgreSQL, a JSON array on
+    /// SQLite.
+    async fn api_keys_by_digest(&self, digests: &[String]) -> Result<Vec<Option<KeyForSignIn>>> {
+        macro_rules! select {
+            ($among:literal) => {
+                concat!(
+                    "SELECT k.id, k.digest, k.roles, k.last_used_at, k.expires_at, k.revoked_at, ",
+                    "u.id AS user_id, u.name AS user_name, u.org_uid, u.display_name, u.email, u.disabled ",
+                    "FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.digest IN ",
+                    $among
+                )
+            };
+        }
+        let found: Vec<KeyForSignIn> = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_as(select!("(SELECT unnest($1::text[]))"))
+                    .bind(digests)
+                    .fetch_all(pool)
+                    .await?
             }
-            tx.commit().await?;
-            Ok(())
-        })
+            Self::Sqlite(pool) => {
+                let json = serde_json::to_string(digests).context("encoding key digests")?;
+                sqlx::query_as(select!("(SELECT value FROM json_each($1))"))
+                    .bind(json)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        let by_digest: HashMap<&str, &KeyForSignIn> =
+            found.iter().map(|key| (key.digest.as_str(), key)).collect();
+        Ok(digests.iter().map(|d| by_digest.get(d.as_str()).map(|&key| key.clone())).collect())
+    }
+
+    /// Writes the sessions and audit entries of `jobs` in one transaction.
+    /// On SQLite the whole transaction is one command to the connection's
+    /// thread rather than four (each a wait for the thread and then for the
+    /// runtime, a few hundred microseconds under load).
+    async fn insert_sign_ins(&self, jobs: &[SignIn]) -> Result<()> {
+        let audits: Vec<&NewAudit> = jobs.iter().filter_map(|job| job.audit.as_ref()).collect();
+        macro_rules! sessions {
+            ($sql:expr) => {
+                $sql.push("INSERT INTO sessions (id, user_id, csrf, api_key_id, created_at, last_used_at) ")
+                    .push_values(jobs, |mut row, job| {
+                        let s = &job.session;
+                        row.push_bind(&s.id_digest).push_bind(s.user_id).push_bind(&s.csrf_digest)
+                            .push_bind(s.api_key_id).push_bind(s.created_at).push_bind(s.created_at);
+                    })
+            };
+        }
+        macro_rules! audits {
+            ($sql:expr) => {
+                $sql.push("INSERT INTO audit (at, event, user_name, client, detail) ").push_values(
+                    &audits,
+                    |mut row, a| {
+                        row.push_bind(a.at)
+                            .push_bind(a.event)
+                            .push_bind(&a.user_name)
+                            .push_bind(&a.client)
+                            .push_bind(&a.detail);
+                    },
+                )
+            };
+        }
+        match self {
+            Self::Sqlite(pool) => {
+                let mut sql = sqlx::QueryBuilder::new("BEGIN IMMEDIATE; ");
+                sessions!(sql);
+                if !audits.is_empty() {
+                    audits!(sql.push("; "));
+                }
+                sql.push("; COMMIT");
+                let mut conn = pool.acquire().await?;
+                if let Err(e) = sql.build().execute(&mut *conn).await {
+                    // Closing the connection undoes whatever part of it ran.
+                    conn.close_on_drop();
+                    return Err(e.into());
+                }
+            }
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sessions!(sqlx::QueryBuilder::new("")).build().execute(&mut *tx).await?;
+                if !audits.is_empty() {
+                    audits!(sqlx::QueryBuilder::new("")).build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
     }
 }
