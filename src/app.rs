@@ -88,7 +88,7 @@ impl AppState {
         let gate = gate::Cache::default();
         let metrics = Metrics::new();
         let share = Share::new(&store, timeout);
-        let sign_ins = SignIns::start(store.clone());
+        let sign_ins = SignIns::start(&store);
         let app = App {
             config,
             store,

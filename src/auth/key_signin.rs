@@ -19,9 +19,6 @@ use crate::error::ApiError;
 use crate::store::AuditEvent;
 use crate::store::api_keys::KeyForSignIn;
 
-/// A key's last use is written at most this often (microseconds).
-const TOUCH_EVERY: Micros = 1_000_000;
-
 impl Auth<'_> {
     /// Signs `user` in with the well-formed key secret `secret`.
     /// `audit` makes this sign-in's audit entries, as for a password.
@@ -42,9 +39,6 @@ impl Auth<'_> {
                 return Err(self.failed(attempt, &audit("sign-in failed", why)).await?);
             }
         };
-        if key.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY) {
-            self.store.touch_api_key(key.id, now).await?;
-        }
         let opening = Opening {
             user_id: key.user_id,
             name: key.user_name,

@@ -13,7 +13,6 @@ pub struct KeyForSignIn {
     pub digest: String,
     /// A JSON array of role names.
     pub roles: String,
-    pub last_used_at: Option<Micros>,
     pub expires_at: Option<Micros>,
     pub revoked_at: Option<Micros>,
     pub user_id: i64,
@@ -57,15 +56,6 @@ impl Store {
             .bind(key.expires_at).fetch_one(pool).await)
         .context("storing an API key")?;
         Ok(id)
-    }
-
-    /// Moves a key's last use forward (never back).
-    pub async fn touch_api_key(&self, id: i64, now: Micros) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
-            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
-            .bind(now).bind(id).execute(pool).await.map(|r| r.rows_affected()))
-        .context("recording an API key's use")?;
-        Ok(())
     }
 
     /// Every key (revoked ones too), optionally of one user, oldest first.

@@ -9,7 +9,7 @@
 //! its request arrived, and a sign-in still returns after its session is
 //! stored.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -98,6 +98,8 @@ impl<J: Send + 'static, R: Send + 'static> Grouped<J, R> {
 pub struct SignIns {
     keys: Grouped<String, Option<KeyForSignIn>>,
     writes: Grouped<SignIn, ()>,
+    /// The stores the two tasks use.
+    stores: [Store; 2],
 }
 
 impl std::fmt::Debug for SignIns {
@@ -107,18 +109,28 @@ impl std::fmt::Debug for SignIns {
 }
 
 impl SignIns {
-    /// Starts the two tasks on the current runtime.
-    pub fn start(store: Store) -> Self {
+    /// Starts the two tasks on the current runtime, each with a connection
+    /// of its own on SQLite (see [`Store::dedicated`]).
+    pub fn start(store: &Store) -> Self {
+        let stores = [store.dedicated(), store.dedicated()];
         Self {
-            keys: Grouped::start(store.clone(), |store, digests| {
+            keys: Grouped::start(stores[0].clone(), |store, digests| {
                 Box::pin(store.api_keys_by_digest(digests))
             }),
-            writes: Grouped::start(store, |store, sign_ins| {
+            writes: Grouped::start(stores[1].clone(), |store, sign_ins| {
                 Box::pin(async move {
                     store.insert_sign_ins(sign_ins).await?;
                     Ok(vec![(); sign_ins.len()])
                 })
             }),
+            stores,
+        }
+    }
+
+    /// Closes the tasks' connections (the ones of their own, on SQLite).
+    pub async fn close(&self) {
+        for store in &self.stores {
+            store.close().await;
         }
     }
 
@@ -142,7 +154,7 @@ impl Store {
         macro_rules! select {
             ($among:literal) => {
                 concat!(
-                    "SELECT k.id, k.digest, k.roles, k.last_used_at, k.expires_at, k.revoked_at, ",
+                    "SELECT k.id, k.digest, k.roles, k.expires_at, k.revoked_at, ",
                     "u.id AS user_id, u.name AS user_name, u.org_uid, u.display_name, u.email, u.disabled ",
                     "FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.digest IN ",
                     $among
@@ -169,14 +181,19 @@ impl Store {
         Ok(digests.iter().map(|d| by_digest.get(d.as_str()).map(|&key| key.clone())).collect())
     }
 
-    /// Writes the sessions and audit entries of `jobs` in one transaction.
-    /// On SQLite the whole transaction is one command to the connection's
-    /// thread rather than four (each a wait for the thread and then for the
+    /// Writes the sessions and audit entries of `jobs`, and moves the last
+    /// use of their API keys forward (never back) to the group's newest
+    /// sign-in, in one transaction: a sign-in writes nothing on its own,
+    /// which on SQLite would wait for the group's write lock. On SQLite the
+    /// whole transaction is one command to the connection's thread rather
+    /// than one per statement (each a wait for the thread and then for the
     /// runtime, a few hundred microseconds under load).
     async fn insert_sign_ins(&self, jobs: &[SignIn]) -> Result<()> {
         let audits: Vec<&NewAudit> = jobs.iter().filter_map(|job| job.audit.as_ref()).collect();
+        let keys: BTreeSet<i64> = jobs.iter().filter_map(|job| job.session.api_key_id).collect();
+        let newest = jobs.iter().map(|job| job.session.created_at).max();
         macro_rules! sessions {
-            ($sql:expr) => {
+            ($sql:ident) => {
                 $sql.push("INSERT INTO sessions (id, user_id, csrf, api_key_id, created_at, last_used_at) ")
                     .push_values(jobs, |mut row, job| {
                         let s = &job.session;
@@ -186,7 +203,7 @@ impl Store {
             };
         }
         macro_rules! audits {
-            ($sql:expr) => {
+            ($sql:ident) => {
                 $sql.push("INSERT INTO audit (at, event, user_name, client, detail) ").push_values(
                     &audits,
                     |mut row, a| {
@@ -199,12 +216,31 @@ impl Store {
                 )
             };
         }
+        macro_rules! key_uses {
+            ($sql:ident) => {{
+                $sql.push("UPDATE api_keys SET last_used_at = ")
+                    .push_bind(newest)
+                    .push(" WHERE (last_used_at IS NULL OR last_used_at < ")
+                    .push_bind(newest)
+                    .push(") AND id IN (");
+                let mut ids = $sql.separated(", ");
+                for id in &keys {
+                    ids.push_bind(*id);
+                }
+                $sql.push(")")
+            }};
+        }
         match self {
             Self::Sqlite(pool) => {
                 let mut sql = sqlx::QueryBuilder::new("BEGIN IMMEDIATE; ");
                 sessions!(sql);
                 if !audits.is_empty() {
-                    audits!(sql.push("; "));
+                    sql.push("; ");
+                    audits!(sql);
+                }
+                if !keys.is_empty() {
+                    sql.push("; ");
+                    key_uses!(sql);
                 }
                 sql.push("; COMMIT");
                 let mut conn = pool.acquire().await?;
@@ -216,9 +252,15 @@ impl Store {
             }
             Self::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                sessions!(sqlx::QueryBuilder::new("")).build().execute(&mut *tx).await?;
+                let mut sql = sqlx::QueryBuilder::new("");
+                sessions!(sql).build().execute(&mut *tx).await?;
                 if !audits.is_empty() {
-                    audits!(sqlx::QueryBuilder::new("")).build().execute(&mut *tx).await?;
+                    sql.reset();
+                    audits!(sql).build().execute(&mut *tx).await?;
+                }
+                if !keys.is_empty() {
+                    sql.reset();
+                    key_uses!(sql).build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }

@@ -91,6 +91,7 @@ async fn a_mistyped_key_is_refused_without_a_database_look_up(app: TestApp) {
     // With the database gone, a mistyped key is still the seed's 403 (it
     // never reached the database), while a well-formed key cannot be checked.
     app.store().close().await;
+    app.state.sign_ins.close().await;
     assert_seed_403(app.sign_in("steve", &typo).await).await;
     let checked = app.sign_in("steve", &secret).await;
     assert!(checked.status().is_server_error(), "a well-formed key is looked up: {checked:?}");
