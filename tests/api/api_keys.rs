@@ -329,3 +329,41 @@ async fn the_sqlite_files_and_the_key_file_are_readable_by_their_owner_only() {
         assert_eq!(mode & 0o777, 0o600, "{file} has mode {:o}", mode & 0o777);
     }
 }
+
+both_backends!(a_sign_in_whose_audit_entry_fails_stores_no_session, config = cli_config);
+async fn a_sign_in_whose_audit_entry_fails_stores_no_session(app: TestApp) {
+    app.add_user("steve", "cloudio", "s3cret", &["hr_reader"]).await;
+    let secret = key_add(&app, &["steve"]).await;
+    let sessions = "SELECT COUNT(*) FROM sessions";
+    let before = count(app.store(), sessions).await;
+    // The audit table refuses every row from now on.
+    let (refuse, allow): (&[&'static str], _) = match app.db.backend {
+        Backend::Sqlite => (
+            &["CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+               BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+            "DROP TRIGGER refuse_audit",
+        ),
+        Backend::Postgres => (
+            &[
+                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql \
+                 AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+            ],
+            "DROP TRIGGER refuse_audit ON audit",
+        ),
+    };
+    for sql in refuse {
+        tamper(app.store(), sql).await;
+    }
+    // The session is written first, in the same transaction: undone.
+    for password in [secret.as_str(), "s3cret"] {
+        let response = app.sign_in("steve", password).await;
+        assert!(response.status().is_server_error(), "{response:?}");
+    }
+    assert_eq!(count(app.store(), sessions).await, before, "a session without its audit entry");
+    tamper(app.store(), allow).await;
+    // The writer goes on, on a fresh connection where it closed its own.
+    assert_eq!(app.sign_in("steve", &secret).await.status(), StatusCode::OK);
+    assert_eq!(count(app.store(), sessions).await, before + 1);
+}

@@ -7,7 +7,6 @@
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tessera::config::Config;
-use tessera::store::Store;
 
 use crate::helpers::*;
 
@@ -163,15 +162,6 @@ async fn audit(app: &TestApp, args: &[&str]) -> Ran {
     all.extend(args);
     all.extend(["--database", &app.db.url]);
     run_tessera(app.db.dir.path(), &all, "").await
-}
-
-/// Runs one statement on the database behind the server's back.
-async fn tamper(store: &Store, sql: &'static str) {
-    match store {
-        Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-        Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-    }
-    .unwrap();
 }
 
 fn refused(ran: &Ran, needle: &str) {

@@ -495,6 +495,24 @@ impl Server {
 pub use tessera::auth::credentials::token_header as token;
 
 /// A JWT's header and claims, decoded without verifying anything.
+/// Runs one statement on the database behind the server's back.
+pub async fn tamper(store: &Store, sql: &'static str) {
+    match store {
+        Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+    }
+    .unwrap();
+}
+
+/// The number one `SELECT COUNT(*) …` statement returns.
+pub async fn count(store: &Store, sql: &'static str) -> i64 {
+    match store {
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+    }
+    .unwrap()
+}
+
 pub fn jwt_parts(jwt: &str) -> (Value, Value) {
     let parts: Vec<&str> = jwt.split('.').collect();
     assert_eq!(parts.len(), 3, "a JWT has three parts: {jwt}");

@@ -7,7 +7,6 @@ use std::time::Duration;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tessera::config::Config;
-use tessera::store::Store;
 
 use crate::helpers::*;
 
@@ -66,14 +65,6 @@ async fn count(app: &TestApp, c: &Caller) -> usize {
 
 fn replayed(response: &Response) -> bool {
     header(response, "Idempotency-Replayed").as_deref() == Some("true")
-}
-
-async fn tamper(store: &Store, sql: &'static str) {
-    match store {
-        Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-        Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-    }
-    .unwrap();
 }
 
 both_backends!(a_repeat_gets_the_kept_answer_and_changes_nothing, config = catalog);
