@@ -367,3 +367,53 @@ async fn a_sign_in_whose_audit_entry_fails_stores_no_session(app: TestApp) {
     assert_eq!(app.sign_in("steve", &secret).await.status(), StatusCode::OK);
     assert_eq!(count(app.store(), sessions).await, before + 1);
 }
+
+both_backends!(key_sign_ins_at_once_each_get_a_session_of_their_own_user, config = cli_config);
+async fn key_sign_ins_at_once_each_get_a_session_of_their_own_user(app: TestApp) {
+    // Key sign-ins waiting together are looked up and stored together: each
+    // answer must still be its own.
+    let mut bots = Vec::new();
+    for i in 0..6 {
+        let (name, org) = (format!("bot{i}"), if i % 2 == 0 { "cloudio" } else { "acme" });
+        app.add_user(&name, org, "pw", &["hr_reader"]).await;
+        let secret = key_add(&app, &[&name]).await;
+        bots.push((name, org, secret));
+    }
+    let unknown = tessera::auth::api_keys::generate().unwrap();
+    let mut calls: Vec<(String, String, Option<&str>)> = Vec::new();
+    for _ in 0..4 {
+        for (name, org, secret) in &bots {
+            calls.push((name.clone(), secret.clone(), Some(org)));
+        }
+        // Another user's key, and a key nobody has.
+        calls.push((bots[0].0.clone(), bots[1].2.clone(), None));
+        calls.push((bots[2].0.clone(), unknown.clone(), None));
+    }
+    let mut storm = tokio::task::JoinSet::new();
+    for (name, secret, org) in calls {
+        let (client, url, auth) = (app.client.clone(), app.url("/v1/auth"), token(&name, &secret));
+        let org = org.map(str::to_owned);
+        storm.spawn(async move {
+            let response = client.post(url).header("Authorization", auth).body("{}").send().await;
+            (name, org, response.unwrap())
+        });
+    }
+    let mut signed_in = 0;
+    while let Some(done) = storm.join_next().await {
+        let (name, org, response) = done.unwrap();
+        let Some(org) = org else {
+            assert_seed_403(response).await;
+            continue;
+        };
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            (body["userName"].as_str(), body["orgUid"].as_str()),
+            (Some(&*name), Some(&*org))
+        );
+        let (jwt, csrf) = (body["jwt"].as_str().unwrap(), body["csrf"].as_str().unwrap());
+        assert_eq!(status_json(&app, jwt, csrf).await["userName"], name.as_str());
+        signed_in += 1;
+    }
+    assert_eq!(signed_in, 24);
+}
