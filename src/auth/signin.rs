@@ -203,8 +203,6 @@ impl Auth<'_> {
         Ok(())
     }
 
-    /// Writes an audit entry; a failure to audit is logged, not fatal to
-    /// the request that caused it.
     /// A failed sign-in: counted against `attempt`, logged and audited
     /// (`event.detail` says why); the seed's 403 for the client.
     pub(crate) async fn failed(
@@ -218,6 +216,8 @@ impl Auth<'_> {
         Ok(ApiError::invalid_credentials())
     }
 
+    /// Writes an audit entry; a failure to audit is logged, not fatal to
+    /// the request that caused it.
     pub(crate) async fn record(&self, event: &AuditEvent<'_>) {
         if let Err(e) = self.store.audit(event).await {
             warn!(error = %format!("{e:#}"), event = event.event, "could not write the audit log");

@@ -494,7 +494,6 @@ impl Server {
 /// The seed's credential header value: `Token base64(user:password)`.
 pub use tessera::auth::credentials::token_header as token;
 
-/// A JWT's header and claims, decoded without verifying anything.
 /// Runs one statement on the database behind the server's back.
 pub async fn tamper(store: &Store, sql: &'static str) {
     match store {
@@ -513,6 +512,7 @@ pub async fn count(store: &Store, sql: &'static str) -> i64 {
     .unwrap()
 }
 
+/// A JWT's header and claims, decoded without verifying anything.
 pub fn jwt_parts(jwt: &str) -> (Value, Value) {
     let parts: Vec<&str> = jwt.split('.').collect();
     assert_eq!(parts.len(), 3, "a JWT has three parts: {jwt}");
