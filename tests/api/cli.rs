@@ -57,6 +57,11 @@ pub(crate) async fn tessera(app: &TestApp, args: &[&str], stdin: &str) -> Ran {
     run_tessera(app.db.dir.path(), &all, stdin).await
 }
 
+/// Runs `tessera check --config CONFIG --database URL` in `dir`.
+pub(crate) async fn check(dir: &Path, config: &Path, url: &str) -> Ran {
+    run_tessera(dir, &["check", "--config", config.to_str().unwrap(), "--database", url], "").await
+}
+
 /// Asserts exit status 0 and returns standard output.
 pub(crate) fn ok(ran: Ran) -> String {
     assert_eq!(ran.code, 0, "expected success: {ran:?}");
@@ -359,12 +364,7 @@ both_databases!(check_succeeds_on_a_fresh_database);
 async fn check_succeeds_on_a_fresh_database(db: TestDb) {
     let config = config_file(&db);
 
-    let ran = run_tessera(
-        db.dir.path(),
-        &["check", "--config", config.to_str().unwrap(), "--database", &db.url],
-        "",
-    )
-    .await;
+    let ran = check(db.dir.path(), &config, &db.url).await;
 
     assert_eq!(ran.code, 0, "{ran:?}");
     assert!(!ran.stdout.is_empty());
@@ -377,12 +377,7 @@ async fn check_with_a_bad_config_file_exits_1_naming_the_key() {
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisten_port = 3\n").unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
 
-    let ran = run_tessera(
-        dir.path(),
-        &["check", "--config", config.to_str().unwrap(), "--database", &url],
-        "",
-    )
-    .await;
+    let ran = check(dir.path(), &config, &url).await;
 
     let line = user_error(&ran);
     assert!(line.contains("listen_port"), "{line}");

@@ -11,6 +11,7 @@ use sqlx::Connection;
 use tessera::auth::signin::SignedIn;
 use tessera::config::{Config, DatabaseUrl, HumanDuration};
 
+use crate::cli::check;
 use crate::helpers::*;
 
 /// Waits up to `within` for the listener's health to be `healthy`.
@@ -185,12 +186,7 @@ both_databases!(check_prints_the_connection_budget);
 async fn check_prints_the_connection_budget(db: TestDb) {
     let config = db.dir.path().join("budget.toml");
     std::fs::write(&config, "database_pool_size = 6\n").unwrap();
-    let ran = run_tessera(
-        db.dir.path(),
-        &["check", "--config", config.to_str().unwrap(), "--database", &db.url],
-        "",
-    )
-    .await;
+    let ran = check(db.dir.path(), &config, &db.url).await;
     assert_eq!(ran.code, 0, "{ran:?}");
     if db.backend == Backend::Sqlite {
         assert!(ran.stdout.contains("connections: SQLite is a file"), "{}", ran.stdout);
