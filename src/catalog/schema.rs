@@ -16,16 +16,10 @@ pub async fn sync_tables(store: &Store, catalog: &Catalog) -> Result<()> {
         if existing.is_empty() {
             store.execute_ddl(&create_table(ds, store.backend())).await?;
         } else {
-            let before = problems.len();
-            for attr in &ds.attributes {
-                if !existing.iter().any(|c| c.eq_ignore_ascii_case(&attr.column)) {
-                    problems.push(format!(
-                        "table {} lacks column {} (attribute {} of datasource {}): add the column or remove the attribute",
-                        ds.table, attr.column, attr.code, ds.name
-                    ));
-                }
-            }
-            if problems.len() > before {
+            let lacking = lacking_columns(ds, &existing);
+            if !lacking.is_empty() {
+                // No index on a table that does not match its datasource.
+                problems.extend(lacking);
                 continue;
             }
         }
@@ -37,6 +31,21 @@ pub async fn sync_tables(store: &Store, catalog: &Catalog) -> Result<()> {
         bail!("{}", problems.join("; "));
     }
     Ok(())
+}
+
+/// What an existing table with the columns `existing` lacks for `ds`, one
+/// message per missing column.
+fn lacking_columns(ds: &Datasource, existing: &[String]) -> Vec<String> {
+    ds.attributes
+        .iter()
+        .filter(|attr| !existing.iter().any(|c| c.eq_ignore_ascii_case(&attr.column)))
+        .map(|attr| {
+            format!(
+                "table {} lacks column {} (attribute {} of datasource {}): add the column or remove the attribute",
+                ds.table, attr.column, attr.code, ds.name
+            )
+        })
+        .collect()
 }
 
 /// `CREATE INDEX IF NOT EXISTS` for a declared index: led by the org column
