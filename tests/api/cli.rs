@@ -609,3 +609,15 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0(db: TestDb) {
     };
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
 }
+
+both_databases!(check_names_a_column_an_existing_table_lacks);
+async fn check_names_a_column_an_existing_table_lacks(db: TestDb) {
+    let store = tessera::store::Store::connect(&db.url).await.unwrap();
+    store.execute_ddl("CREATE TABLE employees (emp_id BIGINT PRIMARY KEY)").await.unwrap();
+    store.close().await;
+    let line = user_error(&check(db.dir.path(), &config_file(&db), &db.url).await).to_owned();
+    assert!(
+        line.contains("table employees lacks column name (attribute name of datasource Employees)"),
+        "{line}"
+    );
+}
