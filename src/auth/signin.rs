@@ -155,7 +155,7 @@ impl Auth<'_> {
             client: audit.client.map(str::to_owned),
             detail: audit.detail.to_owned(),
         };
-        self.sign_ins.record(session, Some(audit)).await?;
+        self.sign_ins.record(session, audit).await?;
         let iat = now.div_euclid(1_000_000);
         let mut exp = iat + self.config.session.max_lifetime.0.as_secs() as i64;
         if let Some(expires_at) = who.expires_at {

@@ -46,7 +46,7 @@ pub struct NewAudit {
 /// One sign-in to write.
 struct SignIn {
     session: NewSession,
-    audit: Option<NewAudit>,
+    audit: NewAudit,
 }
 
 /// What a group's work returns: one answer per job, in the jobs' order.
@@ -141,7 +141,7 @@ impl SignIns {
 
     /// Stores a new session and its audit entry; returns once they are
     /// committed.
-    pub async fn record(&self, session: NewSession, audit: Option<NewAudit>) -> Result<()> {
+    pub async fn record(&self, session: NewSession, audit: NewAudit) -> Result<()> {
         self.writes.run(SignIn { session, audit }).await.context("creating a session")
     }
 }
@@ -189,7 +189,6 @@ impl Store {
     /// than one per statement (each a wait for the thread and then for the
     /// runtime, a few hundred microseconds under load).
     async fn insert_sign_ins(&self, jobs: &[SignIn]) -> Result<()> {
-        let audits: Vec<&NewAudit> = jobs.iter().filter_map(|job| job.audit.as_ref()).collect();
         let keys: BTreeSet<i64> = jobs.iter().filter_map(|job| job.session.api_key_id).collect();
         let newest = jobs.iter().map(|job| job.session.created_at).max();
         macro_rules! sessions {
@@ -205,8 +204,9 @@ impl Store {
         macro_rules! audits {
             ($sql:ident) => {
                 $sql.push("INSERT INTO audit (at, event, user_name, client, detail) ").push_values(
-                    &audits,
-                    |mut row, a| {
+                    jobs,
+                    |mut row, job| {
+                        let a = &job.audit;
                         row.push_bind(a.at)
                             .push_bind(a.event)
                             .push_bind(&a.user_name)
@@ -234,10 +234,8 @@ impl Store {
             Self::Sqlite(pool) => {
                 let mut sql = sqlx::QueryBuilder::new("BEGIN IMMEDIATE; ");
                 sessions!(sql);
-                if !audits.is_empty() {
-                    sql.push("; ");
-                    audits!(sql);
-                }
+                sql.push("; ");
+                audits!(sql);
                 if !keys.is_empty() {
                     sql.push("; ");
                     key_uses!(sql);
@@ -254,10 +252,8 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 let mut sql = sqlx::QueryBuilder::new("");
                 sessions!(sql).build().execute(&mut *tx).await?;
-                if !audits.is_empty() {
-                    sql.reset();
-                    audits!(sql).build().execute(&mut *tx).await?;
-                }
+                sql.reset();
+                audits!(sql).build().execute(&mut *tx).await?;
                 if !keys.is_empty() {
                     sql.reset();
                     key_uses!(sql).build().execute(&mut *tx).await?;
