@@ -102,9 +102,8 @@ fn test_expr(c: Expr, test: &Test, backend: Backend) -> Expr {
     }
 }
 
-/// `SELECT ... FROM table WHERE ... ORDER BY ... LIMIT n OFFSET m`, the
-/// columns as the dialect selects them (packed on SQLite); a summary's
-/// statement (`sql_summary.rs`) when the plan has one.
+/// `SELECT ... FROM table WHERE ... ORDER BY ... LIMIT n OFFSET m`, or a
+/// summary's statement (`sql_summary.rs`) when the plan has one.
 pub fn select(ds: &Datasource, plan: &QueryPlan, backend: Backend) -> Statement {
     if let Some(summary) = &plan.summary {
         return super::sql_summary::summary_select(ds, plan, summary, backend);
@@ -112,7 +111,7 @@ pub fn select(ds: &Datasource, plan: &QueryPlan, backend: Backend) -> Statement 
     let mut q = Query::select();
     q.from(ds.table.clone());
     let columns = plan.columns.iter().map(|&i| read_expr(&ds.attributes[i], backend));
-    let packed = backend.select_columns(&mut q, columns);
+    q.exprs(columns);
     if let Some(cond) = where_expr(&plan.filter, ds, backend) {
         q.and_where(cond);
     }
@@ -131,7 +130,7 @@ pub fn select(ds: &Datasource, plan: &QueryPlan, backend: Backend) -> Statement 
             q.order_by_expr_with_nulls(e, order, nulls);
         }
     }
-    paged(&q, plan, packed, backend)
+    paged(&q, plan, backend)
 }
 
 /// The order and the place of NULLs of one sort key: NULL first ascending,
@@ -144,18 +143,12 @@ pub(super) fn direction(desc: bool) -> (Order, NullOrdering) {
 /// numbers checked by the parser, written into the text rather than bound:
 /// SQLite (built with STAT4) re-prepares a statement whose bound LIMIT
 /// changed the plan's cost estimate, which cost more than the query itself.
-pub(super) fn paged(
-    q: &SelectStatement,
-    plan: &QueryPlan,
-    packed: bool,
-    backend: Backend,
-) -> Statement {
+pub(super) fn paged(q: &SelectStatement, plan: &QueryPlan, backend: Backend) -> Statement {
     let mut statement = backend.build(q);
     statement.sql.push_str(&format!(" LIMIT {}", plan.limit));
     if plan.offset > 0 {
         statement.sql.push_str(&format!(" OFFSET {}", plan.offset));
     }
-    statement.packed = packed;
     statement
 }
 

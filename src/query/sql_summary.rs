@@ -56,7 +56,7 @@ pub fn summary_select(
         .iter()
         .map(|&i| backend.read_text(ds.attributes[i].kind.storage(), column(ds, i)));
     let outputs = aggregates.iter().map(|(e, storage)| backend.read_text(*storage, e.clone()));
-    let packed = backend.select_columns(&mut q, groups.chain(outputs));
+    q.exprs(groups.chain(outputs));
     if let Some(cond) = where_expr(&plan.filter, ds, backend) {
         q.and_where(cond);
     }
@@ -75,5 +75,5 @@ pub fn summary_select(
         let (order, nulls) = direction(desc);
         q.order_by_expr_with_nulls(e, order, nulls);
     }
-    paged(&q, plan, packed, backend)
+    paged(&q, plan, backend)
 }

@@ -11,7 +11,7 @@
 
 use sea_query::extension::sqlite::SqliteExpr;
 use sea_query::{
-    Expr, ExprTrait, Func, IndexCreateStatement, LikeExpr, PostgresQueryBuilder, SelectStatement,
+    Expr, ExprTrait, Func, IndexCreateStatement, LikeExpr, PostgresQueryBuilder,
     SqliteQueryBuilder, TableCreateStatement, Value,
 };
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
@@ -23,9 +23,6 @@ use super::Backend;
 pub struct Statement {
     pub sql: String,
     pub values: SqlxValues,
-    /// Whether each row comes as one packed cell (see
-    /// [`Backend::select_columns`]).
-    pub packed: bool,
 }
 
 /// The advisory lock key of the audit chain ("tessera audit" in spirit).
@@ -60,7 +57,7 @@ impl Backend {
             Self::Sqlite => statement.build_sqlx(SqliteQueryBuilder),
             Self::Postgres => statement.build_sqlx(PostgresQueryBuilder),
         };
-        Statement { sql, values, packed: false }
+        Statement { sql, values }
     }
 
     /// The statement that serialises appends to the audit trail until the
@@ -193,27 +190,6 @@ impl Backend {
         match self {
             Self::Sqlite => column.glob(Expr::val(pattern)),
             Self::Postgres => column.like(LikeExpr::new(pattern).escape('\\')),
-        }
-    }
-
-    /// Adds the selected columns to `query`. On SQLite they come packed as
-    /// one `json_array(...)` of their texts per row: sqlx copies every SQLite
-    /// value it reads with SQLite's allocator, and that per-cell cost
-    /// dominated a query. The store's `Rows::cells` unpacks them.
-    pub fn select_columns(
-        self,
-        query: &mut SelectStatement,
-        columns: impl IntoIterator<Item = Expr>,
-    ) -> bool {
-        match self {
-            Self::Sqlite => {
-                query.expr(Func::cust("json_array").args(columns));
-                true
-            }
-            Self::Postgres => {
-                query.exprs(columns);
-                false
-            }
         }
     }
 

@@ -2,19 +2,23 @@
 //! sea-query (see [`super::dialect`]) runs inside a [`Db`] (one transaction,
 //! or the pool for a lone read) and comes back as [`Rows`] of text cells.
 //!
-//! On SQLite a request that writes begins `IMMEDIATE`, taking the write lock
-//! up front rather than failing to upgrade a read lock later. A request of
-//! one read runs as its single statement, without BEGIN/COMMIT: one
-//! statement already sees one snapshot.
+//! On SQLite, reads run on the store's own read connections (see
+//! [`super::readers`]); a request that writes runs on sqlx's pool and begins
+//! `IMMEDIATE`, taking the write lock up front rather than failing to
+//! upgrade a read lock later. A request of one read runs as its single
+//! statement, without BEGIN/COMMIT: one statement already sees one snapshot.
 
 use std::borrow::Cow;
 
+use sea_query_sqlx::SqlxValues;
 use sqlx::error::ErrorKind;
 use sqlx::postgres::PgRow;
+use sqlx::query::Query;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Database, IntoArguments, PgPool, Postgres, Row, Sqlite, Transaction};
 
 use super::dialect::Statement;
+use super::readers::{Lease, TextRows};
 use super::{Backend, Store};
 
 /// What a request will do, which decides how its transaction begins.
@@ -32,19 +36,17 @@ pub enum Work {
 pub struct Db<'a>(Conn<'a>);
 
 enum Conn<'a> {
-    SqlitePool(&'a SqlitePool),
+    SqliteRead(Lease<'a>),
     PgPool(&'a PgPool),
     SqliteTx(Transaction<'static, Sqlite>),
     PgTx(Transaction<'static, Postgres>),
 }
 
 /// The rows a statement returned.
-pub struct Rows {
-    list: List,
-    packed: bool,
-}
+pub struct Rows(List);
 
 enum List {
+    Text(TextRows),
     Sqlite(Vec<SqliteRow>),
     Pg(Vec<PgRow>),
 }
@@ -56,12 +58,20 @@ impl Store {
     /// Begins the unit of work a request needs.
     pub async fn begin(&self, work: Work) -> Result<Db<'_>, sqlx::Error> {
         Ok(Db(match (self, work) {
-            (Self::Sqlite(pool), Work::OneRead) => Conn::SqlitePool(pool),
-            (Self::Postgres(pool), Work::OneRead) => Conn::PgPool(pool),
-            (Self::Sqlite(pool), Work::Writes) => {
+            (Self::Sqlite(_, Some(readers)), Work::OneRead) => {
+                Conn::SqliteRead(readers.lease(false).await?)
+            }
+            (Self::Sqlite(_, Some(readers)), Work::Reads) => {
+                Conn::SqliteRead(readers.lease(true).await?)
+            }
+            // An in-memory database lives in sqlx's pool alone.
+            (Self::Sqlite(pool, None), Work::OneRead | Work::Reads) => {
+                Conn::SqliteTx(pool.begin().await?)
+            }
+            (Self::Sqlite(pool, _), Work::Writes) => {
                 Conn::SqliteTx(pool.begin_with("BEGIN IMMEDIATE").await?)
             }
-            (Self::Sqlite(pool), Work::Reads) => Conn::SqliteTx(pool.begin().await?),
+            (Self::Postgres(pool), Work::OneRead) => Conn::PgPool(pool),
             (Self::Postgres(pool), Work::Writes) => Conn::PgTx(pool.begin().await?),
             (Self::Postgres(pool), Work::Reads) => Conn::PgTx(
                 pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
@@ -74,35 +84,28 @@ impl Db<'_> {
     /// The dialect to build statements in.
     pub fn backend(&self) -> Backend {
         match self.0 {
-            Conn::SqlitePool(_) | Conn::SqliteTx(_) => Backend::Sqlite,
+            Conn::SqliteRead(_) | Conn::SqliteTx(_) => Backend::Sqlite,
             Conn::PgPool(_) | Conn::PgTx(_) => Backend::Postgres,
         }
     }
 
     /// Runs one statement and returns its rows.
     pub async fn fetch(&mut self, statement: Statement) -> Result<Rows, sqlx::Error> {
-        let Statement { sql, values, packed } = statement;
-        // The text comes from sea-query over catalog identifiers; every value is bound.
-        let sql = sqlx::AssertSqlSafe(sql);
-        let list = match &mut self.0 {
-            Conn::SqlitePool(pool) => {
-                List::Sqlite(sqlx::query_with(sql, values).fetch_all(*pool).await?)
-            }
-            Conn::SqliteTx(tx) => {
-                List::Sqlite(sqlx::query_with(sql, values).fetch_all(&mut **tx).await?)
-            }
-            Conn::PgPool(pool) => List::Pg(sqlx::query_with(sql, values).fetch_all(*pool).await?),
-            Conn::PgTx(tx) => List::Pg(sqlx::query_with(sql, values).fetch_all(&mut **tx).await?),
-        };
-        Ok(Rows { list, packed })
+        Ok(Rows(match &mut self.0 {
+            Conn::SqliteRead(lease) => List::Text(lease.fetch(statement).await?),
+            Conn::SqliteTx(tx) => List::Sqlite(query(statement).fetch_all(&mut **tx).await?),
+            Conn::PgPool(pool) => List::Pg(query(statement).fetch_all(*pool).await?),
+            Conn::PgTx(tx) => List::Pg(query(statement).fetch_all(&mut **tx).await?),
+        }))
     }
 
-    /// Commits everything run so far.
+    /// Commits everything run so far. A read lease has nothing to commit:
+    /// returning it ends its snapshot.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self.0 {
             Conn::SqliteTx(tx) => tx.commit().await,
             Conn::PgTx(tx) => tx.commit().await,
-            Conn::SqlitePool(_) | Conn::PgPool(_) => Ok(()),
+            Conn::SqliteRead(_) | Conn::PgPool(_) => Ok(()),
         }
     }
 }
@@ -110,7 +113,8 @@ impl Db<'_> {
 impl Rows {
     /// How many rows there are.
     pub fn len(&self) -> usize {
-        match &self.list {
+        match &self.0 {
+            List::Text(rows) => rows.len(),
             List::Sqlite(rows) => rows.len(),
             List::Pg(rows) => rows.len(),
         }
@@ -123,17 +127,21 @@ impl Rows {
 
     /// The `n` text cells of row `r`, in select order.
     pub fn cells(&self, r: usize, n: usize) -> Result<Vec<Cell<'_>>, sqlx::Error> {
-        match &self.list {
-            List::Sqlite(rows) if self.packed => {
-                let packed: &str = rows[r].try_get(0)?;
-                let cells: Vec<Packed<'_>> =
-                    serde_json::from_str(packed).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                Ok(cells.into_iter().map(|c| c.0).collect())
-            }
+        match &self.0 {
+            List::Text(rows) => Ok(rows.cells(r, n)),
             List::Sqlite(rows) => (0..n).map(|c| text(&rows[r], c)).collect(),
             List::Pg(rows) => (0..n).map(|c| text(&rows[r], c)).collect(),
         }
     }
+}
+
+/// `statement` as sqlx runs it.
+fn query<DB: Database>(statement: Statement) -> Query<'static, DB, SqlxValues>
+where
+    SqlxValues: for<'q> IntoArguments<DB>,
+{
+    // The text comes from sea-query over catalog identifiers; every value is bound.
+    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), statement.values)
 }
 
 /// Cell `c` of a row, as text.
@@ -144,10 +152,6 @@ where
 {
     Ok(row.try_get::<Option<&str>, _>(c)?.map(Cow::Borrowed))
 }
-
-/// One cell of a packed row: borrowed from the row unless it had escapes.
-#[derive(serde::Deserialize)]
-struct Packed<'a>(#[serde(borrow)] Option<Cow<'a, str>>);
 
 /// What a failed statement means, whichever database said it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

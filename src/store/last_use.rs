@@ -30,7 +30,7 @@ impl Store {
                     .await
                     .map(|done| done.rows_affected())
                 }
-                Self::Sqlite(pool) => {
+                Self::Sqlite(pool, _) => {
                     let json = serde_json::to_string(chunk).context("encoding session uses")?;
                     sqlx::query(
                         "UPDATE sessions SET last_used_at = v.t \

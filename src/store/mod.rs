@@ -13,12 +13,14 @@ pub mod exec;
 pub mod idempotency;
 mod last_use;
 mod limits;
+mod readers;
 pub mod share;
 pub mod sign_ins;
 mod signing_keys;
 pub mod throttle;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -29,6 +31,7 @@ use sqlx::{PgPool, SqlitePool};
 use crate::clock::Micros;
 pub use connections::ConnectionLimits;
 use connections::postgres_options;
+use readers::Readers;
 pub use signing_keys::KeyRow;
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds. The body
@@ -36,7 +39,7 @@ pub use signing_keys::KeyRow;
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Sqlite($pool, _) => $body,
             $crate::store::Store::Postgres($pool) => $body,
         }
     };
@@ -55,10 +58,11 @@ const PING_WHEN_IDLE: Duration = Duration::from_secs(10);
 /// sign-ins runs ~10% faster (measured, issue 14).
 const WRITER_CHECKPOINT_PAGES: &str = "10000";
 
-/// An open database.
+/// An open database. A SQLite file has read connections of its own beside
+/// sqlx's pool (see `readers`); an in-memory one has none.
 #[derive(Clone, Debug)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, Option<Arc<Readers>>),
     Postgres(PgPool),
 }
 
@@ -133,14 +137,25 @@ macro_rules! select_sessions {
     };
 }
 
+/// Whether a SQLite `url` names an in-memory database rather than a file.
+fn in_memory(url: &str) -> bool {
+    let path = sqlite_path(url);
+    path.is_empty() || path.starts_with(':') || url.contains("mode=memory")
+}
+
+/// The file a SQLite `url` names, as written.
+fn sqlite_path(url: &str) -> &str {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    path.split('?').next().unwrap_or_default()
+}
+
 /// Creates the SQLite file of `url` readable by its owner only (mode 0600)
 /// if it does not exist; SQLite gives its -wal and -shm files the same mode.
 fn create_private(url: &str) -> Result<()> {
-    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.starts_with(':') || url.contains("mode=memory") {
+    if in_memory(url) {
         return Ok(());
     }
+    let path = sqlite_path(url);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -185,13 +200,18 @@ impl Store {
     ) -> Result<Self> {
         if url.starts_with("sqlite:") {
             create_private(url)?;
+            let busy_timeout = statement_timeout.unwrap_or(Duration::from_secs(10));
             let options = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("invalid SQLite URL {url:?}"))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(statement_timeout.unwrap_or(Duration::from_secs(10)))
+                .busy_timeout(busy_timeout)
                 .foreign_keys(true);
+            let readers = (!in_memory(url)).then(|| {
+                let path = options.get_filename().to_owned();
+                Arc::new(Readers::new(path, busy_timeout, statement_timeout))
+            });
             // A connection to a file cannot hang up: no ping before each use
             // (on SQLite, a round trip to the connection's thread).
             let pool = limits::sqlite(SqlitePoolOptions::new(), statement_timeout)
@@ -201,7 +221,7 @@ impl Store {
                 .connect_with(options)
                 .await
                 .with_context(|| format!("cannot open SQLite database {url:?}"))?;
-            Ok(Self::Sqlite(pool))
+            Ok(Self::Sqlite(pool, readers))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let shown = crate::config::redact_url(url);
             let options = limits::postgres(postgres_options(url, "tessera")?, statement_timeout);
@@ -241,7 +261,7 @@ impl Store {
     /// since every connection counts against the server's budget (§4.3).
     pub fn dedicated(&self) -> Self {
         match self {
-            Self::Sqlite(pool) => Self::Sqlite(
+            Self::Sqlite(pool, readers) => Self::Sqlite(
                 SqlitePoolOptions::new()
                     .test_before_acquire(false)
                     .max_connections(1)
@@ -250,6 +270,7 @@ impl Store {
                             .clone()
                             .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
                     ),
+                readers.clone(),
             ),
             Self::Postgres(_) => self.clone(),
         }
@@ -258,7 +279,7 @@ impl Store {
     /// Which dialect this store speaks.
     pub fn backend(&self) -> Backend {
         match self {
-            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Sqlite(..) => Backend::Sqlite,
             Self::Postgres(_) => Backend::Postgres,
         }
     }
@@ -266,7 +287,7 @@ impl Store {
     /// Applies the embedded, append-only migrations.
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Self::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Self::Sqlite(pool, _) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
             Self::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
         .context("applying database migrations")
@@ -304,7 +325,7 @@ impl Store {
     /// The columns of a table, or none if it does not exist.
     pub async fn table_columns(&self, table: &str) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = match self {
-            Self::Sqlite(pool) => {
+            Self::Sqlite(pool, _) => {
                 sqlx::query_as("SELECT name FROM pragma_table_info($1)")
                     .bind(table)
                     .fetch_all(pool)

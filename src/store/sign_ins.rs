@@ -168,7 +168,7 @@ impl Store {
                     .fetch_all(pool)
                     .await?
             }
-            Self::Sqlite(pool) => {
+            Self::Sqlite(pool, _) => {
                 let json = serde_json::to_string(digests).context("encoding key digests")?;
                 sqlx::query_as(select!("(SELECT value FROM json_each($1))"))
                     .bind(json)
@@ -231,7 +231,7 @@ impl Store {
             }};
         }
         match self {
-            Self::Sqlite(pool) => {
+            Self::Sqlite(pool, _) => {
                 let mut sql = sqlx::QueryBuilder::new("BEGIN IMMEDIATE; ");
                 sessions!(sql);
                 sql.push("; ");

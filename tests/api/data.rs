@@ -275,7 +275,7 @@ async fn a_declared_index_is_made_at_start_and_answers_alike(app: TestApp) {
         Backend::Postgres => "SELECT indexname FROM pg_indexes WHERE tablename = 'employees'",
     };
     let names: Vec<String> = match app.store() {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        Store::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
         Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
     };
     assert!(names.iter().any(|n| n == "employees_by_org_uid_active_name"), "{names:?}");

@@ -197,7 +197,7 @@ async fn thirty_two_concurrent_right_passwords_on_two_instances_all_sign_in(app:
 /// The database's size in bytes: SQLite's files, or PostgreSQL's own count.
 async fn database_bytes(app: &TestApp) -> u64 {
     match app.store() {
-        Store::Sqlite(_) => ["t.db", "t.db-wal"]
+        Store::Sqlite(..) => ["t.db", "t.db-wal"]
             .iter()
             .filter_map(|f| std::fs::metadata(app.db.dir.path().join(f)).ok())
             .map(|m| m.len())
@@ -253,7 +253,7 @@ async fn hold(app: &TestApp, key: &str, pending: i64, at: i64) {
                (key, failures, last_at, locked_until, pending, pending_at, threshold) \
                VALUES ($1, 0, 0, 0, $2, $3, 5)";
     match app.store() {
-        Store::Sqlite(pool) => {
+        Store::Sqlite(pool, _) => {
             sqlx::query(sql).bind(key).bind(pending).bind(at).execute(pool).await.unwrap();
         }
         Store::Postgres(pool) => {

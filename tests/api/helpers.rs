@@ -450,7 +450,7 @@ impl Server {
     pub async fn every_cell(&self) -> Vec<(String, Vec<u8>)> {
         let mut cells = Vec::new();
         match self.store() {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 let columns: Vec<(String, String)> = sqlx::query_as(
                     "SELECT m.name, p.name FROM sqlite_master m \
                      JOIN pragma_table_info(m.name) p WHERE m.type = 'table'",
@@ -497,7 +497,7 @@ pub use tessera::auth::credentials::token_header as token;
 /// Runs one statement on the database behind the server's back.
 pub async fn tamper(store: &Store, sql: &'static str) {
     match store {
-        Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        Store::Sqlite(pool, _) => sqlx::query(sql).execute(pool).await.map(|_| ()),
         Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
     }
     .unwrap();
@@ -506,7 +506,7 @@ pub async fn tamper(store: &Store, sql: &'static str) {
 /// The number one `SELECT COUNT(*) …` statement returns.
 pub async fn count(store: &Store, sql: &'static str) -> i64 {
     match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        Store::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_one(pool).await,
         Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
     }
     .unwrap()
