@@ -2,9 +2,17 @@
 //! sqlx's. sqlx-sqlite runs each connection on a thread of its own and sends
 //! every row back over a channel: a thread hand-off per row, which cost
 //! more than the statement itself (issue 17, `BENCHMARKS.md` S16). Here a
-//! read is one hop: the statement runs on tokio's blocking pool, on a
-//! connection leased for the request, and its rows come back copied into
-//! one buffer. Statements are prepared once per connection and cached.
+//! statement runs on a connection leased for the request and its rows come
+//! back copied into one buffer; statements are prepared once per connection
+//! and cached.
+//!
+//! Where it runs: the typical read takes well under a millisecond, less
+//! than a hop to another thread and back costs, so a statement first runs
+//! on the async worker that asked for it, with a budget of
+//! [`INLINE_BUDGET`]. One that runs past it is stopped (by the progress
+//! handler) and run again on tokio's blocking pool, so a long read holds a
+//! worker for at most the budget. A connection not yet open is opened
+//! there too.
 //!
 //! Writes stay on sqlx's pool, so the two share the file as any two SQLite
 //! connections do: WAL lets readers see the last commit while a writer
@@ -35,8 +43,12 @@ const MAX_READERS: usize = 8;
 const LEASE_WAIT: Duration = Duration::from_secs(5);
 /// Prepared statements kept per connection: one per query shape in use.
 const CACHED_STATEMENTS: usize = 128;
-/// Virtual machine steps between two looks at the clock.
-const STEPS: i32 = 10_000;
+/// Virtual machine steps between two looks at the clock (a look costs
+/// about as much as a few dozen steps).
+const STEPS: i32 = 1_000;
+/// How long a statement may run on an async worker thread before it is
+/// stopped and run again on the blocking pool (see [`Lease::fetch`]).
+const INLINE_BUDGET: Duration = Duration::from_micros(500);
 /// A deadline that never comes.
 const UNARMED: u64 = u64::MAX;
 
@@ -127,13 +139,11 @@ impl Settings {
         conn.busy_timeout(self.busy_timeout)?;
         conn.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
         let deadline = Arc::new(AtomicU64::new(UNARMED));
-        if self.limit.is_some() {
-            let (watched, settings) = (deadline.clone(), self.clone());
-            conn.progress_handler(
-                STEPS,
-                Some(move || settings.micros(Instant::now()) >= watched.load(Ordering::Relaxed)),
-            )?;
-        }
+        let (watched, settings) = (deadline.clone(), self.clone());
+        conn.progress_handler(
+            STEPS,
+            Some(move || settings.micros(Instant::now()) >= watched.load(Ordering::Relaxed)),
+        )?;
         Ok(Reader { conn, deadline })
     }
 }
@@ -141,9 +151,20 @@ impl Settings {
 impl Lease<'_> {
     /// Runs one statement and returns its rows.
     pub async fn fetch(&mut self, statement: Statement) -> Result<TextRows, sqlx::Error> {
+        let values: Vec<SqlValue> = statement
+            .values
+            .0
+            .into_iter()
+            .map(bound)
+            .collect::<rusqlite::Result<_>>()
+            .map_err(failure)?;
+        let sql = statement.sql;
+        if let Some(rows) = self.inline(&sql, &values) {
+            return rows.map_err(failure);
+        }
         let reader = self.reader.take();
         let settings = self.readers.settings.clone();
-        let (deadline, begin) = (self.deadline, self.snapshot);
+        let (deadline, snapshot) = (self.deadline, self.snapshot);
         let (reader, rows) = tokio::task::spawn_blocking(move || {
             let reader = match reader {
                 Some(reader) => reader,
@@ -153,13 +174,29 @@ impl Lease<'_> {
                 },
             };
             reader.deadline.store(deadline, Ordering::Relaxed);
-            let rows = reader.run(statement, begin);
+            let rows = reader.run(&sql, &values, snapshot);
             (Some(reader), rows)
         })
         .await
         .map_err(|_| sqlx::Error::WorkerCrashed)?;
         self.reader = reader;
         rows.map_err(failure)
+    }
+
+    /// Runs the statement on this thread, on the lease's open connection,
+    /// for at most [`INLINE_BUDGET`]. `None` if there is no open connection
+    /// yet or the budget ran out first (a read has no effects, so it can
+    /// run again).
+    fn inline(&self, sql: &str, values: &[SqlValue]) -> Option<rusqlite::Result<TextRows>> {
+        let reader = self.reader.as_ref()?;
+        let budget = self.readers.settings.micros(Instant::now() + INLINE_BUDGET);
+        reader.deadline.store(budget.min(self.deadline), Ordering::Relaxed);
+        let rows = reader.run(sql, values, self.snapshot);
+        let stopped = rows.as_ref().is_err_and(|e| {
+            e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+        });
+        // Stopped by the lease's own deadline, it is the statement_timeout.
+        (!stopped || budget >= self.deadline).then_some(rows)
     }
 }
 
@@ -176,13 +213,11 @@ impl Drop for Lease<'_> {
 }
 
 impl Reader {
-    fn run(&self, statement: Statement, snapshot: bool) -> rusqlite::Result<TextRows> {
+    fn run(&self, sql: &str, values: &[SqlValue], snapshot: bool) -> rusqlite::Result<TextRows> {
         if snapshot && self.conn.is_autocommit() {
             self.conn.execute_batch("BEGIN")?;
         }
-        let mut prepared = self.conn.prepare_cached(&statement.sql)?;
-        let values: Vec<SqlValue> =
-            statement.values.0.into_iter().map(bound).collect::<rusqlite::Result<_>>()?;
+        let mut prepared = self.conn.prepare_cached(sql)?;
         let width = prepared.column_count();
         let mut rows = prepared.query(rusqlite::params_from_iter(values))?;
         let mut out = TextRows { width, ..TextRows::default() };
@@ -312,5 +347,65 @@ impl DatabaseError for SqliteFault {
             ffi::SQLITE_CONSTRAINT_CHECK => ErrorKind::CheckViolation,
             _ => ErrorKind::Other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_query::Values;
+    use sea_query_sqlx::SqlxValues;
+
+    use super::*;
+    use crate::store::exec::Failure;
+
+    /// Counts to `n` the slow way: a statement that runs for as long as asked.
+    fn count_to(n: i64) -> Statement {
+        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) \
+                   SELECT CAST(count(*) AS TEXT), NULL FROM c";
+        Statement { sql: sql.into(), values: SqlxValues(Values(vec![Value::BigInt(Some(n))])) }
+    }
+
+    fn readers(dir: &tempfile::TempDir, limit: Option<Duration>) -> Readers {
+        let path = dir.path().join("t.db");
+        Connection::open(&path).unwrap().execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        Readers::new(path, Duration::from_secs(1), limit)
+    }
+
+    #[tokio::test]
+    async fn a_read_past_the_inline_budget_runs_again_off_the_workers_and_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir, None);
+        let mut lease = readers.lease(false).await.unwrap();
+        // The first statement opens the connection; the second runs inline,
+        // is stopped at the budget (it takes tens of milliseconds) and runs again.
+        for _ in 0..2 {
+            let started = Instant::now();
+            let rows = lease.fetch(count_to(1_000_000)).await.unwrap();
+            assert!(started.elapsed() > INLINE_BUDGET);
+            assert_eq!((rows.len(), rows.cells(0, 2)), (1, vec![Some("1000000".into()), None]));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_past_statement_timeout_is_stopped_inline_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir, Some(Duration::from_millis(50)));
+        let mut lease = readers.lease(false).await.unwrap();
+        for _ in 0..2 {
+            let error = lease.fetch(count_to(i64::MAX)).await.unwrap_err();
+            assert_eq!(Failure::of(&error), Failure::TimedOut, "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_back_in_the_pool_has_ended_its_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir, None);
+        let mut lease = readers.lease(true).await.unwrap();
+        lease.fetch(count_to(1)).await.unwrap();
+        assert!(!lease.reader.as_ref().unwrap().conn.is_autocommit());
+        drop(lease);
+        let idle = readers.idle.lock().unwrap();
+        assert!(idle.len() == 1 && idle[0].conn.is_autocommit());
     }
 }
