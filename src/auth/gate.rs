@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::secrets::{self, hex, unhex};
 use super::tokens::TokenError;
 use super::{Auth, Principal};
 use crate::clock::{Micros, micros};
@@ -69,7 +70,7 @@ struct Entry {
     state: SessionState,
     principal: Arc<Principal>,
     /// The digest the session is stored (and named in change notices) by.
-    digest: String,
+    digest: secrets::Digest,
     fetched_at: Micros,
     /// No change notice arrived while the session was read, so a healthy
     /// listener vouches for what was read.
@@ -92,7 +93,7 @@ impl Entry {
 /// What the gate checks of a session besides who it is.
 struct SessionState {
     /// The digest of the session's CSRF token.
-    csrf: String,
+    csrf: secrets::Digest,
     created_at: Micros,
     last_used_at: Micros,
     ended: bool,
@@ -280,8 +281,8 @@ impl Auth<'_> {
                 "Missing CSRF token: send ?csrf=<csrf> or the header X-CSRF-Token: <csrf>, with the csrf from sign-in.".into(),
             )
         })?;
-        let csrf = self.secrets.csrf_digest(csrf);
-        if !bool::from(csrf.as_bytes().ct_eq(entry.state.csrf.as_bytes())) {
+        let csrf = self.secrets.csrf_mac(csrf);
+        if !bool::from(csrf.ct_eq(&entry.state.csrf)) {
             return Err(ApiError::Forbidden(
                 "The CSRF token does not belong to this session: send the csrf returned with this jwt.".into(),
             ));
@@ -311,7 +312,7 @@ impl Auth<'_> {
         now: Micros,
         previous: Option<&Entry>,
     ) -> Result<Arc<Entry>, ApiError> {
-        let digest = self.secrets.session_digest(session_id);
+        let digest = self.secrets.session_mac(session_id);
         let forgotten = self.gate.forgotten.load(Ordering::Acquire);
         self.gate.reads.fetch_add(1, Ordering::Relaxed);
         let SessionRow {
@@ -327,7 +328,7 @@ impl Auth<'_> {
             key_roles,
         } = self
             .store
-            .session(&digest)
+            .session(&hex(&digest))
             .await?
             .ok_or_else(|| unauthorized("The session of this token does not exist."))?;
         let user_roles = self.store.user_roles(user_id).await?;
@@ -338,6 +339,9 @@ impl Auth<'_> {
             org_uid,
             roles: super::api_keys::narrow(user_roles, key_roles.as_deref()),
         });
+        let csrf = unhex(&csrf).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("the stored CSRF digest of a session is not hex"))
+        })?;
         let state =
             SessionState { csrf, created_at, last_used_at, ended: ended_at.is_some(), disabled };
         let used_here = previous.map_or(0, |p| p.last_used.load(Ordering::Relaxed));
@@ -393,7 +397,7 @@ impl Auth<'_> {
             return Ok(());
         }
         let rows: Vec<(String, Micros)> =
-            uses.iter().map(|(entry, at)| (entry.digest.clone(), *at)).collect();
+            uses.iter().map(|(entry, at)| (hex(&entry.digest), *at)).collect();
         self.store.touch_sessions(&rows).await?;
         for (entry, at) in uses {
             entry.stored_use.fetch_max(at, Ordering::Relaxed);
@@ -409,7 +413,11 @@ impl Auth<'_> {
     /// Acts on a change notice from the database: forget what it touches.
     pub fn apply_change(&self, change: &Change) {
         match change {
-            Change::Session(digest) => self.gate.remove_where(|entry| entry.digest == *digest),
+            Change::Session(digest) => {
+                if let Some(digest) = unhex(digest) {
+                    self.gate.remove_where(|entry| entry.digest == digest);
+                }
+            }
             Change::User(id) => self.gate.remove_where(|entry| entry.principal.user_id == *id),
             Change::Keys => {}
             Change::Missed => self.gate.remove_where(|_| true),

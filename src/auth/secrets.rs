@@ -112,14 +112,27 @@ impl Secrets {
 
     /// The stored digest of a session id.
     pub fn session_digest(&self, session_id: &str) -> String {
-        hmac_hex(&self.digest, &[b"session:", session_id.as_bytes()].concat())
+        hex(&self.session_mac(session_id))
+    }
+
+    /// [`Self::session_digest`] as bytes, as the gate keeps it.
+    pub fn session_mac(&self, session_id: &str) -> Digest {
+        hmac(&self.digest, &[b"session:", session_id.as_bytes()].concat())
     }
 
     /// The stored digest of a CSRF token.
     pub fn csrf_digest(&self, csrf: &str) -> String {
-        hmac_hex(&self.digest, &[b"csrf:", csrf.as_bytes()].concat())
+        hex(&self.csrf_mac(csrf))
+    }
+
+    /// [`Self::csrf_digest`] as bytes, as the gate compares it.
+    pub fn csrf_mac(&self, csrf: &str) -> Digest {
+        hmac(&self.digest, &[b"csrf:", csrf.as_bytes()].concat())
     }
 }
+
+/// A digest as bytes (a stored digest is its lower-case [`hex`]).
+pub type Digest = [u8; 32];
 
 /// The short form of a session digest that logs and `session list` show:
 /// enough to name one session, nothing to replay it with.
@@ -128,31 +141,49 @@ pub fn handle(digest: &str) -> &str {
 }
 
 fn hmac_hex(key: &[u8; 32], message: &[u8]) -> String {
+    hex(&hmac(key, message))
+}
+
+fn hmac(key: &[u8; 32], message: &[u8]) -> Digest {
     let mut mac =
         <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
     mac.update(message);
-    hex(&mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
 }
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{b:02x}"));
+    }
+    out
+}
+
+/// The 32 bytes that 64 hex characters spell, if they do.
+pub fn unhex(text: &str) -> Option<Digest> {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// 64 hex characters, or base64 (standard or URL-safe, padded or not) of 32 bytes.
 fn parse_text(text: &str) -> Result<[u8; 32]> {
     let text = text.trim();
-    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..32)
-            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
-            .collect::<Result<Vec<u8>, _>>()?
-    } else {
-        let trimmed = text.trim_end_matches('=');
-        base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(trimmed)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
-            .map_err(|_| anyhow!("neither hex nor base64"))?
-    };
+    if let Some(bytes) = unhex(text) {
+        return Ok(bytes);
+    }
+    let trimmed = text.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
+        .map_err(|_| anyhow!("neither hex nor base64"))?;
     bytes.try_into().map_err(|b: Vec<u8>| anyhow!("{} bytes, not 32", b.len()))
 }
 
@@ -213,6 +244,17 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_survives_hex_and_back_and_nothing_else_passes_for_one() {
+        let digest: Digest = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(hex(&digest).len(), 64);
+        assert_eq!(unhex(&hex(&digest)), Some(digest));
+        assert_eq!(unhex(&hex(&digest).to_uppercase()), Some(digest));
+        for bad in ["", "ab", &hex(&digest)[1..], &format!("{}0", hex(&digest)), &"zz".repeat(32)] {
+            assert_eq!(unhex(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn sealed_values_open_with_the_same_key_and_label_only() {

@@ -12,7 +12,7 @@ fn entry(fetched_at: Micros, settled: bool) -> Entry {
         roles: Vec::new(),
     };
     let state = SessionState {
-        csrf: "c".into(),
+        csrf: [1; 32],
         created_at: 0,
         last_used_at: 0,
         ended: false,
@@ -22,7 +22,7 @@ fn entry(fetched_at: Micros, settled: bool) -> Entry {
         exp: 0,
         state,
         principal: Arc::new(principal),
-        digest: "d".into(),
+        digest: [2; 32],
         fetched_at,
         settled,
         last_used: AtomicI64::new(0),
