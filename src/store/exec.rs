@@ -130,7 +130,7 @@ impl Rows {
         match &self.0 {
             List::Text(rows) => Ok(rows.cells(r, n)),
             List::Sqlite(rows) => (0..n).map(|c| text(&rows[r], c)).collect(),
-            List::Pg(rows) => (0..n).map(|c| text(&rows[r], c)).collect(),
+            List::Pg(rows) => (0..n).map(|c| pg_text(&rows[r], c)).collect(),
         }
     }
 }
@@ -144,13 +144,76 @@ where
     sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), statement.values)
 }
 
-/// Cell `c` of a row, as text.
+/// Cell `c` of a row, as text. Every column the data path selects is text
+/// (see `Backend::read_text`), so the type check per cell is skipped; a
+/// value that is not UTF-8 still fails to decode.
 fn text<R: Row>(row: &R, c: usize) -> Result<Cell<'_>, sqlx::Error>
 where
-    for<'r> Option<&'r str>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<&'r str>: sqlx::Decode<'r, R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
-    Ok(row.try_get::<Option<&str>, _>(c)?.map(Cow::Borrowed))
+    Ok(row.try_get_unchecked::<Option<&str>, _>(c)?.map(Cow::Borrowed))
+}
+
+/// Cell `c` of a PostgreSQL row, as text: a `timestamptz` (selected as
+/// it is, see `Backend::read_text`) as to_char would write it in UTC.
+fn pg_text(row: &PgRow, c: usize) -> Result<Cell<'_>, sqlx::Error> {
+    use sqlx::{TypeInfo, ValueRef};
+    if row.try_get_raw(c)?.type_info().name() != "TIMESTAMPTZ" {
+        return text(row, c);
+    }
+    // On the wire: microseconds since 2000-01-01 UTC, or ±infinity as i64::MAX/MIN.
+    let Some(micros) = row.try_get_unchecked::<Option<i64>, _>(c)? else { return Ok(None) };
+    if micros == i64::MAX || micros == i64::MIN {
+        return Ok(None); // to_char of ±infinity is NULL
+    }
+    let at = POSTGRES_EPOCH_MICROS
+        .checked_add(micros)
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(|| {
+            sqlx::Error::Decode(format!("a timestamp beyond chrono's range ({micros} µs)").into())
+        })?;
+    Ok(Some(Cow::Owned(to_char_utc(&at.naive_utc()))))
+}
+
+/// 2000-01-01T00:00:00Z, PostgreSQL's epoch, in Unix microseconds.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// `at` as PostgreSQL's `to_char(at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`:
+/// the year as at least four digits, a year before the common era by its
+/// number (1 BC is astronomical year 0) without a sign, as to_char does.
+/// Written digit by digit: `format!` cost as much as to_char did.
+fn to_char_utc(at: &chrono::NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    let year = at.year().unsigned_abs() + u32::from(at.year() <= 0);
+    let mut out = String::with_capacity(27);
+    if year > 9999 {
+        out.push_str(&year.to_string());
+    } else {
+        digits(&mut out, year, 4);
+    }
+    let parts = [
+        ('-', at.month(), 2),
+        ('-', at.day(), 2),
+        ('T', at.hour(), 2),
+        (':', at.minute(), 2),
+        (':', at.second(), 2),
+        ('.', at.nanosecond() / 1000, 6),
+    ];
+    for (before, n, width) in parts {
+        out.push(before);
+        digits(&mut out, n, width);
+    }
+    out.push('Z');
+    out
+}
+
+/// The last `width` decimal digits of `n`, zero-padded.
+fn digits(out: &mut String, n: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = n / 10u32.pow(place) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// What a failed statement means, whichever database said it.

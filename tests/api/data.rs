@@ -282,3 +282,49 @@ async fn a_declared_index_is_made_at_start_and_answers_alike(app: TestApp) {
     let c = seeded(&app).await;
     assert_eq!(c.names(json!({"active": {"is": "N"}, "name": {"sw": "d"}})).await, ["dana"]);
 }
+
+/// PostgreSQL's timestamps reach the client as `to_char(t AT TIME ZONE
+/// 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` writes them, which is what
+/// tessera selected before it wrote them out itself (issue 17): each edge
+/// of the range, read through the data path's one door.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_timestamps_read_as_to_char_writes_them() {
+    use sea_query::Values;
+    use sea_query_sqlx::SqlxValues;
+    use tessera::store::dialect::Statement;
+    use tessera::store::exec::Work;
+
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let store = Store::open(&db.url).await.unwrap();
+    let times = [
+        "2026-01-01 00:00:00+00",
+        "2026-01-01 12:34:56.5+00",
+        "1999-12-31 23:59:59.999999+00",
+        "2000-01-01 00:00:00+00",
+        "1900-02-28 01:02:03.000001+00",
+        "1970-01-01 00:00:00+00",
+        "0001-01-01 00:00:00+00",
+        "0001-12-31 23:59:59+00 BC",
+        "0044-03-15 12:00:00.25+00 BC",
+        "4713-01-01 00:00:00+00 BC",
+        "9999-12-31 23:59:59.999999+00",
+        "12345-06-07 08:09:10.111111+00",
+        "2024-06-01 12:00:00+05:30",
+        "infinity",
+        "-infinity",
+    ];
+    let rows: Vec<String> = times.iter().map(|t| format!("('{t}'::timestamptz)")).collect();
+    let sql = format!(
+        r#"SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), t FROM (VALUES {}) AS v(t)"#,
+        rows.join(", ")
+    );
+    let mut db_work = store.begin(Work::OneRead).await.unwrap();
+    let read = db_work.fetch(Statement { sql, values: SqlxValues(Values(Vec::new())) }).await;
+    let read = read.unwrap();
+    assert_eq!(read.len(), times.len());
+    for (r, time) in times.iter().enumerate() {
+        let cells = read.cells(r, 2).unwrap();
+        assert_eq!(cells[1], cells[0], "{time}");
+    }
+    store.close().await;
+}
