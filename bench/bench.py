@@ -764,7 +764,8 @@ def s4_query_sqlite(ctx):
                                "(64 connections, POST /v1/api with Bearer + X-CSRF-Token)")
         figure("S4", "query p99 (SQLite, 64 connections)", q["p99"], "ms")
         ratio = q["rps"] / ctx["healthz_rps"]
-        figure("S4", "query SQLite ÷ tessera's own /healthz req/s", ratio, "ratio", "≥ 0.25", ratio >= 0.25,
+        figure("S4", "query SQLite ÷ tessera's own /healthz req/s", ratio, "ratio",
+               "≥ 0.2 (issue 17; issue 6: ≥ 0.25)", ratio >= 0.2,
                detail=f"/healthz {ctx['healthz_rps']:,.0f} req/s (S1, same server)")
         if want("S16"):
             s16_limit("SQLite", ctx["config"], ctx["tmp"], q["rps"], ctx["healthz_rps"])
@@ -856,7 +857,8 @@ def s5_s6_postgres(ctx):
                                              f"{q['p99']:.2f} ms (64 connections)")
             figure("S5", "query p99 (PostgreSQL, 64 connections)", q["p99"], "ms")
             ratio = q["rps"] / q["healthz"]
-            figure("S5", "query PostgreSQL ÷ tessera's own /healthz req/s", ratio, "ratio", "≥ 0.25", ratio >= 0.25,
+            figure("S5", "query PostgreSQL ÷ tessera's own /healthz req/s", ratio, "ratio",
+                   "≥ 0.1 (issue 17; issue 6: ≥ 0.25)", ratio >= 0.1,
                    detail=f"/healthz {q['healthz']:,.0f} req/s (same server, runs alternating: "
                           f"{', '.join(f'{x:,.0f}' for x in q['healthz_runs'])})")
             if want("S16"):
