@@ -422,14 +422,14 @@ def run(ctx, B):
     elif B.want("S4") and peer_rps:
         B.NOTES.append("S4 ratio to the peers not computed: tessera's S4 was not measured in this run.")
 
-    # S11: tessera ÷ datasette on the aggregate, both on SQLite, same rows.
+    # S13: tessera ÷ datasette on the aggregate, both on SQLite, same rows.
     s11, ds11 = ctx.get("s11"), ctx.get("datasette_s11")
     if s11 and ds11:
-        B.figure("S11", "aggregate SQLite: tessera ÷ datasette", s11["rps"] / ds11, "ratio",
+        B.figure("S13", "aggregate SQLite: tessera ÷ datasette", s11["rps"] / ds11, "ratio",
                  detail=f"tessera {s11['rps']:,.0f} req/s (p99 {s11['p99']:.1f} ms, signed in) ÷ datasette "
                         f"{ds11:,.0f} req/s (no sign-in)")
-    elif B.want("S11"):
-        B.NOTES.append("S11 ratio to datasette not computed: one side was not measured in this run.")
+    elif B.want("S13"):
+        B.NOTES.append("S13 ratio to datasette not computed: one side was not measured in this run.")
 
     # S5: tessera ÷ Directus, both on the same PostgreSQL server.
     s5 = ctx.get("s5")
