@@ -37,7 +37,9 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::dialect::Statement;
 
-/// Most connections open at once, as sqlx's SQLite pool.
+/// Most read connections open at once. Data work is admitted by the
+/// store's share (`share.rs`) before it leases one, so this is a ceiling
+/// that is rarely reached; an open connection costs its page cache.
 const MAX_READERS: usize = 8;
 /// How long a request waits for a free connection before it is refused.
 const LEASE_WAIT: Duration = Duration::from_secs(5);
