@@ -690,6 +690,27 @@ def measure_query(fid, srv, sess, tmp: Path, healthz: bool, query=EMPLOYEE_QUERY
             "healthz_runs": health}
 
 
+def issue17_ratio(fid, backend, srv, sess, tmp: Path, bar: float):
+    """Issue 17's figure as the issue defines it: the typical query at
+    `wrk -t1 -c32` ÷ `/healthz` at the same setting, on the same server, in
+    alternating runs; the median of the per-run ratios."""
+    body_file = tmp / "query17.json"
+    body_file.write_text(json.dumps(EMPLOYEE_QUERY))
+    env = api_env(sess, body_file)
+    ratios, health, query = [], [], []
+    for _ in range(ARGS.runs):
+        health.append(wrk(srv.url + "/healthz", connections=32, threads=1)["rps"])
+        r = wrk(srv.url, script="api.lua", env=env, connections=32, threads=1,
+                env_note=API_NOTE + "query17.json")
+        if r["non2xx"] or r["socket_errors"]:
+            raise RuntimeError(f"{fid}: {r['non2xx']} non-2xx answers, socket errors {r['socket_errors']}")
+        query.append(r["rps"])
+        ratios.append(query[-1] / health[-1])
+    runs = ", ".join(f"{q:,.0f} ÷ {h:,.0f}" for q, h in zip(query, health))
+    figure(fid, f"query {backend} ÷ /healthz, both at wrk -t1 -c32, alternating (issue 17)", med(ratios),
+           "ratio", f"≥ {bar} (issue 17)", med(ratios) >= bar, detail=f"runs {runs} req/s")
+
+
 def measure_post(fid, backend, srv, sess, tmp: Path):
     """S6: a 10-row insert per request, 16 connections; rows/s."""
     post = {"e": {"ds": "Employees", "data": [{"_rs": "I", "name": f"Posted {k}", "dept": "P00",
@@ -764,9 +785,9 @@ def s4_query_sqlite(ctx):
                                "(64 connections, POST /v1/api with Bearer + X-CSRF-Token)")
         figure("S4", "query p99 (SQLite, 64 connections)", q["p99"], "ms")
         ratio = q["rps"] / ctx["healthz_rps"]
-        figure("S4", "query SQLite ÷ tessera's own /healthz req/s", ratio, "ratio",
-               "≥ 0.2 (issue 17; issue 6: ≥ 0.25)", ratio >= 0.2,
+        figure("S4", "query SQLite ÷ tessera's own /healthz req/s", ratio, "ratio", "≥ 0.25", ratio >= 0.25,
                detail=f"/healthz {ctx['healthz_rps']:,.0f} req/s (S1, same server)")
+        issue17_ratio("S4", "SQLite", srv, sess, ctx["tmp"], 0.2)
         if want("S16"):
             s16_limit("SQLite", ctx["config"], ctx["tmp"], q["rps"], ctx["healthz_rps"])
         figure("S9", "RSS during S4", q["rss"], "MiB",
@@ -857,10 +878,10 @@ def s5_s6_postgres(ctx):
                                              f"{q['p99']:.2f} ms (64 connections)")
             figure("S5", "query p99 (PostgreSQL, 64 connections)", q["p99"], "ms")
             ratio = q["rps"] / q["healthz"]
-            figure("S5", "query PostgreSQL ÷ tessera's own /healthz req/s", ratio, "ratio",
-                   "≥ 0.1 (issue 17; issue 6: ≥ 0.25)", ratio >= 0.1,
+            figure("S5", "query PostgreSQL ÷ tessera's own /healthz req/s", ratio, "ratio", "≥ 0.25", ratio >= 0.25,
                    detail=f"/healthz {q['healthz']:,.0f} req/s (same server, runs alternating: "
                           f"{', '.join(f'{x:,.0f}' for x in q['healthz_runs'])})")
+            issue17_ratio("S5", "PostgreSQL", srv, sess, tmp, 0.1)
             if want("S16"):
                 s16_limit("PostgreSQL", cfg, tmp, q["rps"], q["healthz"])
         if want("S6"):
