@@ -514,3 +514,35 @@ async fn a_retired_key_stops_verifying_once_no_token_it_signed_can_be_live(app: 
         app.jwks().await["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();
     assert_eq!(kids, [json!(key.kid)], "the JWKS still lists the retired key {}", old.kid);
 }
+
+both_databases!(a_flush_of_more_uses_than_one_statement_carries_moves_each_forward_only);
+/// The last uses of many sessions are written in several statements
+/// (`store::last_use`); every session moves forward, none moves back.
+async fn a_flush_of_more_uses_than_one_statement_carries_moves_each_forward_only(db: TestDb) {
+    use tessera::store::NewUser;
+
+    let store = tessera::store::Store::open(&db.url).await.unwrap();
+    let user = NewUser {
+        name: "many",
+        org_uid: "org",
+        display_name: "Many",
+        email: "many@example.com",
+        password_hash: "x",
+        roles: &[],
+    };
+    store.add_user(&user, 1).await.unwrap();
+    tamper(
+        &store,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1201) \
+         INSERT INTO sessions (id, user_id, csrf, created_at, last_used_at) \
+         SELECT 's' || i, (SELECT id FROM users WHERE name = 'many'), 'c', 0, \
+                CASE WHEN i = 7 THEN 9000 ELSE 1000 END FROM n",
+    )
+    .await;
+    let uses: Vec<(String, i64)> = (1..=1201).map(|i| (format!("s{i}"), 5000)).collect();
+    store.touch_sessions(&uses).await.unwrap();
+    let moved = "SELECT COUNT(*) FROM sessions WHERE last_used_at = 5000";
+    assert_eq!(count(&store, moved).await, 1200);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM sessions WHERE last_used_at = 9000").await, 1);
+    store.close().await;
+}
