@@ -48,7 +48,8 @@ pub struct Rows(List);
 enum List {
     Text(TextRows),
     Sqlite(Vec<SqliteRow>),
-    Pg(Vec<PgRow>),
+    /// The rows, and per column whether it is a `timestamptz`.
+    Pg(Vec<PgRow>, Vec<bool>),
 }
 
 /// One cell read as text, borrowed from its row where it can be.
@@ -94,8 +95,8 @@ impl Db<'_> {
         Ok(Rows(match &mut self.0 {
             Conn::SqliteRead(lease) => List::Text(lease.fetch(statement).await?),
             Conn::SqliteTx(tx) => List::Sqlite(query(statement).fetch_all(&mut **tx).await?),
-            Conn::PgPool(pool) => List::Pg(query(statement).fetch_all(*pool).await?),
-            Conn::PgTx(tx) => List::Pg(query(statement).fetch_all(&mut **tx).await?),
+            Conn::PgPool(pool) => pg_list(query(statement).fetch_all(*pool).await?),
+            Conn::PgTx(tx) => pg_list(query(statement).fetch_all(&mut **tx).await?),
         }))
     }
 
@@ -116,7 +117,7 @@ impl Rows {
         match &self.0 {
             List::Text(rows) => rows.len(),
             List::Sqlite(rows) => rows.len(),
-            List::Pg(rows) => rows.len(),
+            List::Pg(rows, _) => rows.len(),
         }
     }
 
@@ -130,7 +131,12 @@ impl Rows {
         match &self.0 {
             List::Text(rows) => Ok(rows.cells(r, n)),
             List::Sqlite(rows) => (0..n).map(|c| text(&rows[r], c)).collect(),
-            List::Pg(rows) => (0..n).map(|c| pg_text(&rows[r], c)).collect(),
+            List::Pg(rows, stamps) => (0..n)
+                .map(|c| match stamps.get(c) {
+                    Some(true) => pg_timestamp(&rows[r], c),
+                    _ => text(&rows[r], c),
+                })
+                .collect(),
         }
     }
 }
@@ -155,13 +161,19 @@ where
     Ok(row.try_get_unchecked::<Option<&str>, _>(c)?.map(Cow::Borrowed))
 }
 
-/// Cell `c` of a PostgreSQL row, as text: a `timestamptz` (selected as
-/// it is, see `Backend::read_text`) as to_char would write it in UTC.
-fn pg_text(row: &PgRow, c: usize) -> Result<Cell<'_>, sqlx::Error> {
-    use sqlx::{TypeInfo, ValueRef};
-    if row.try_get_raw(c)?.type_info().name() != "TIMESTAMPTZ" {
-        return text(row, c);
-    }
+/// PostgreSQL rows, with which of their columns are `timestamptz`: a
+/// property of the statement, read once rather than per cell.
+fn pg_list(rows: Vec<PgRow>) -> List {
+    use sqlx::{Column, TypeInfo};
+    let stamps = rows.first().map_or_else(Vec::new, |row| {
+        row.columns().iter().map(|column| column.type_info().name() == "TIMESTAMPTZ").collect()
+    });
+    List::Pg(rows, stamps)
+}
+
+/// Cell `c` of a PostgreSQL row, a `timestamptz` (selected as it is, see
+/// `Backend::read_text`), as text: as to_char would write it in UTC.
+fn pg_timestamp(row: &PgRow, c: usize) -> Result<Cell<'_>, sqlx::Error> {
     // On the wire: microseconds since 2000-01-01 UTC, or ±infinity as i64::MAX/MIN.
     let Some(micros) = row.try_get_unchecked::<Option<i64>, _>(c)? else { return Ok(None) };
     if micros == i64::MAX || micros == i64::MIN {
