@@ -144,9 +144,9 @@ impl Backend {
     /// The expression that reads a column as text.
     pub fn read_text(self, storage: Storage, column: Expr) -> Expr {
         match (storage, self) {
-            // As it is: `exec` writes it out, as to_char(... AT TIME ZONE
-            // 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') would, at a seventh of
-            // to_char's cost.
+            // As it is: `exec` writes it out as to_char(... AT TIME ZONE
+            // 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') would; to_char cost
+            // about 1 µs a call inside PostgreSQL (issue 17).
             (Storage::DateTime, Self::Postgres) => column,
             (Storage::Date, Self::Postgres) => {
                 Expr::cust_with_expr("to_char($1, 'YYYY-MM-DD')", column)
