@@ -659,6 +659,12 @@ def check_query(srv, sess):
         raise RuntimeError(f"the query gave {status} with {len(got)} rows: {resp[:300]!r}")
 
 
+def all_2xx(fid, r: dict) -> None:
+    """Stops the scenario when a wrk run `r` saw any non-2xx answer or socket error."""
+    if r["non2xx"] or r["socket_errors"]:
+        raise RuntimeError(f"{fid}: {r['non2xx']} non-2xx answers, socket errors {r['socket_errors']}")
+
+
 def measure_query(fid, srv, sess, tmp: Path, healthz: bool, query=EMPLOYEE_QUERY, name="query.json"):
     """wrk on the query (and, alternating, on /healthz of the same server);
     returns medians and per-run figures."""
@@ -679,8 +685,7 @@ def measure_query(fid, srv, sess, tmp: Path, healthz: bool, query=EMPLOYEE_QUERY
         rss.append(srv.status_kib() / 1024)
         t.join()
         r = holder
-        if r["non2xx"] or r["socket_errors"]:
-            raise RuntimeError(f"{fid}: {r['non2xx']} non-2xx answers, socket errors {r['socket_errors']}")
+        all_2xx(fid, r)
         rps.append(r["rps"])
         p99.append(r.get("p99_ms", 0))
         log(f"{fid} run {i + 1}: {r['rps']:,.0f} req/s, p99 {r.get('p99_ms', 0):.2f} ms"
@@ -694,16 +699,15 @@ def issue17_ratio(fid, backend, srv, sess, tmp: Path, bar: float):
     """Issue 17's figure as the issue defines it: the typical query at
     `wrk -t1 -c32` ÷ `/healthz` at the same setting, on the same server, in
     alternating runs; the median of the per-run ratios."""
-    body_file = tmp / "query17.json"
+    body_file = tmp / "query.json"  # as measure_query writes it
     body_file.write_text(json.dumps(EMPLOYEE_QUERY))
     env = api_env(sess, body_file)
     ratios, health, query = [], [], []
     for _ in range(ARGS.runs):
         health.append(wrk(srv.url + "/healthz", connections=32, threads=1)["rps"])
         r = wrk(srv.url, script="api.lua", env=env, connections=32, threads=1,
-                env_note=API_NOTE + "query17.json")
-        if r["non2xx"] or r["socket_errors"]:
-            raise RuntimeError(f"{fid}: {r['non2xx']} non-2xx answers, socket errors {r['socket_errors']}")
+                env_note=API_NOTE + "query.json")
+        all_2xx(fid, r)
         query.append(r["rps"])
         ratios.append(query[-1] / health[-1])
     runs = ", ".join(f"{q:,.0f} ÷ {h:,.0f}" for q, h in zip(query, health))
@@ -727,8 +731,7 @@ def measure_post(fid, backend, srv, sess, tmp: Path):
         # Shorter runs than the queries' (a report figure), to keep the suite near 6 minutes.
         r = wrk(srv.url, script="api.lua", env=env, connections=16, latency=True, duration=max(2, ARGS.duration * 3 // 5),
                 env_note=API_NOTE + "post.json")
-        if r["non2xx"] or r["socket_errors"]:
-            raise RuntimeError(f"{fid}: {r['non2xx']} non-2xx answers, socket errors {r['socket_errors']}")
+        all_2xx(fid, r)
         rates.append(r["rps"] * 10)
         p99.append(r.get("p99_ms", 0))
         log(f"{fid} {backend} run {i + 1}: {r['rps'] * 10:,.0f} rows/s ({r['rps']:,.0f} requests/s, all 200)")
@@ -823,8 +826,7 @@ def s12_compression(srv, sess, tmp: Path):
             env = {**api_env(sess, body_file), "BENCH_ACCEPT_ENCODING": enc}
             note = API_NOTE + "query.json" + (f" BENCH_ACCEPT_ENCODING={enc}" if enc else "")
             r = wrk(srv.url, script="api.lua", env=env, latency=True, env_note=note)
-            if r["non2xx"] or r["socket_errors"]:
-                raise RuntimeError(f"S14: {r['non2xx']} non-2xx answers, socket errors {r['socket_errors']}")
+            all_2xx("S14", r)
             rps[enc].append(r["rps"])
         log(f"S14 run {i + 1}: plain {rps[''][-1]:,.0f}, gzip {rps['gzip'][-1]:,.0f}, "
             f"br {rps['br'][-1]:,.0f} req/s")
